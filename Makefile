@@ -1,0 +1,48 @@
+# Attune: every command a person or CI needs. `make test` and `make demo` do all set-up themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_VERSION := 0.13.8
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+export UV_LINK_MODE := copy
+
+.PHONY: help setup up down status test test-unit test-integration lint format clean-data
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+uv-installed:
+	@command -v uv >/dev/null 2>&1 || { echo "[setup] installing uv $(UV_VERSION) from PyPI"; \
+	  python3 -m pip install --quiet "uv==$(UV_VERSION)"; }
+
+setup: uv-installed ## Python environment, Kafka jars and the FerretDB build (idempotent, cached)
+	@uv sync --frozen --quiet
+	@deploy/infra.sh setup
+
+up: setup ## start Kafka and FerretDB locally (nothing local when pointed elsewhere)
+	@deploy/infra.sh up
+
+down: ## stop the local Kafka and FerretDB
+	@deploy/infra.sh down
+
+status: ## what local infrastructure runs
+	@deploy/infra.sh status
+
+test: up ## the whole test suite against a real broker and store, then stop them
+	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; deploy/infra.sh down; \
+	  if [ $$rc -eq 0 ]; then echo "make test: all green"; else echo "make test: FAILED (pytest exit $$rc)"; fi; exit $$rc
+
+test-unit: setup ## only the fast tests (no infrastructure)
+	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+lint: setup ## ruff (lint and format check) and mypy
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy
+
+format: setup ## apply ruff's formatting and safe fixes
+	@.venv/bin/ruff check --fix .
+	@.venv/bin/ruff format .
+
+clean-data: ## stop and delete local broker and store data (var/)
+	@deploy/infra.sh reset

@@ -1,0 +1,53 @@
+"""Create Attune's topics (idempotent). `python -m attune_shared.kafka_admin ensure-topics`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from attune_shared.kafka import aiokafka_kwargs
+from attune_shared.settings import ServiceSettings, load_settings
+
+# Topic -> partitions. Four partitions let two replicas of each service share the work.
+TOPICS: dict[str, int] = {
+    "ehr.events.v1": 4,
+    "ehr.events.dlq.v1": 1,
+    "clinic.care.v1": 4,
+    "clinic.responses.v1": 4,
+    "clinic.measures.v1": 4,
+    "clinic.measures.dlq.v1": 1,
+    "clinic.alerts.v1": 4,
+}
+
+
+async def ensure_topics(settings: ServiceSettings, replication: int = 1) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings), request_timeout_ms=10000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, n, replication) for name, n in TOPICS.items() if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # a concurrent creator won the race: fine
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["ensure-topics"])
+    parser.add_argument("--replication", type=int, default=1)
+    args = parser.parse_args()
+    created = asyncio.run(ensure_topics(load_settings(ServiceSettings), args.replication))
+    print(f"[infra] topics: {len(TOPICS)} present, {len(created)} created{': ' + ', '.join(created) if created else ''}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The common shape of an Attune service: lifespan, /healthz, /readyz, /metrics, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from attune_shared.auth import TokenStore
+from attune_shared.kafka import export_lag_forever, retry_transient
+from attune_shared.logging import configure_logging, get_logger
+from attune_shared.metrics import DEPENDENCY_UP, READY, render
+from attune_shared.mongo import make_client
+from attune_shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+Hook = Callable[["Service"], Awaitable[None]]
+
+
+@dataclass
+class Service:
+    """What a running service holds. Clients are made in the lifespan, never at import."""
+
+    settings: ServiceSettings
+    broker: KafkaBroker
+    group_id: str
+    topics: Sequence[str]
+    db: AsyncDatabase[dict[str, Any]] | None = None
+    client: AsyncMongoClient[dict[str, Any]] | None = None
+    stopping: bool = False
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def store(self) -> AsyncDatabase[dict[str, Any]]:
+        """The service's own database (only valid once started)."""
+        if self.db is None:
+            raise RuntimeError("service not started: no database yet")
+        return self.db
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> None:
+        """Run a background task for the service's lifetime."""
+        self.tasks.append(asyncio.ensure_future(coro))
+        self.tasks[-1].set_name(name)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Ask Kafka and the store, each with a short timeout."""
+        checks: dict[str, bool] = {}
+        try:
+            checks["kafka"] = bool(await self.broker.ping(timeout=2.0))
+        except Exception:
+            checks["kafka"] = False
+        try:
+            await asyncio.wait_for(self.store.command("ping"), timeout=2.0)
+            checks["store"] = True
+        except Exception:
+            checks["store"] = False
+        for dep, ok in checks.items():
+            DEPENDENCY_UP.labels(dep).set(1 if ok else 0)
+        READY.set(1 if all(checks.values()) else 0)
+        return checks
+
+
+def build_app(service: Service, *, title: str, description: str, routers: Sequence[APIRouter] = (),
+              on_start: Hook | None = None, on_stop: Hook | None = None,
+              store: AsyncDatabase[dict[str, Any]] | None = None, consume: bool = True) -> FastAPI:
+    """A FastAPI app whose lifespan starts the store, the hooks and the broker, and stops them in reverse."""
+    settings = service.settings
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_format, settings.attune_log_level)
+        app.state.tokens = TokenStore.load(settings.attune_tokens_file)
+        if store is not None:
+            service.db = store
+        else:
+            service.client = make_client(settings)
+            service.db = service.client[settings.database_name]
+        if on_start is not None:
+            await retry_transient("startup", lambda: on_start(service), stopping=lambda: service.stopping)
+        if consume:
+            await retry_transient("kafka_connect", service.broker.start, stopping=lambda: service.stopping)
+        else:
+            await retry_transient("kafka_connect", service.broker.connect, stopping=lambda: service.stopping)
+        if service.topics:
+            service.spawn(export_lag_forever(settings, service.group_id, list(service.topics)), "lag")
+        log.info("service_started", group=service.group_id, topics=list(service.topics),
+                 http=f"{settings.attune_http_host}:{settings.attune_http_port}")
+        try:
+            yield
+        finally:
+            service.stopping = True
+            log.info("service_stopping")
+            # Stop consuming first: an in-flight batch finishes (or is abandoned uncommitted)
+            # before the store it writes to goes away.
+            with contextlib.suppress(Exception):
+                await service.broker.stop()
+            for task in service.tasks:
+                task.cancel()
+            await asyncio.gather(*service.tasks, return_exceptions=True)
+            if on_stop is not None:
+                with contextlib.suppress(Exception):
+                    await on_stop(service)
+            if service.client is not None:
+                await service.client.close()
+            log.info("service_stopped")
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.service = service
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", tags=["operations"], summary="Kafka and the store answer (503 otherwise)")
+    async def readyz() -> JSONResponse:
+        checks = await service.readiness()
+        ok = all(checks.values()) and not service.stopping
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        body, content_type = render()
+        return Response(body, media_type=content_type)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run the app under uvicorn; SIGTERM and Ctrl-C stop it gracefully (exit 0)."""
+    config = uvicorn.Config(app, host=settings.attune_http_host, port=settings.attune_http_port,
+                            log_config=None, access_log=False, timeout_graceful_shutdown=8, lifespan="on")
+    uvicorn.Server(config).run()
