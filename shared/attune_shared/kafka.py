@@ -75,6 +75,11 @@ def aiokafka_kwargs(settings: ServiceSettings) -> dict[str, Any]:
     return kw
 
 
+async def raw_body(message: Any) -> Any:
+    """A FastStream decoder that hands the handler raw bytes: handlers validate from bytes themselves."""
+    return message.body
+
+
 def make_broker(settings: ServiceSettings, **extra: Any) -> KafkaBroker:
     """A broker whose producer waits for all in-sync replicas and never duplicates on retry."""
     return KafkaBroker(
@@ -106,7 +111,8 @@ async def publish_all(broker: KafkaBroker, records: Iterable[OutRecord]) -> int:
 
 
 async def retry_transient(operation: str, fn: Callable[[], Awaitable[T]], *,
-                          stopping: Callable[[], bool] = lambda: False, max_delay: float = 15.0) -> T:
+                          stopping: Callable[[], bool] = lambda: False, max_delay: float = 15.0,
+                          also: tuple[type[Exception], ...] = ()) -> T:
     """Run fn until it succeeds, backing off with jitter on infrastructure errors.
 
     Invalid input is not retried here: the handler dead-letters it before calling this.
@@ -116,7 +122,7 @@ async def retry_transient(operation: str, fn: Callable[[], Awaitable[T]], *,
     while True:
         try:
             return await fn()
-        except TRANSIENT as exc:
+        except (*TRANSIENT, *also) as exc:
             attempt += 1
             TRANSIENT_ERRORS.labels(operation).inc()
             if stopping():

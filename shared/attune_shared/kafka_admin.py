@@ -29,7 +29,8 @@ async def ensure_topics(settings: ServiceSettings, replication: int = 1) -> list
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, n, replication) for name, n in TOPICS.items() if name not in existing]
+        wanted = {settings.topic(name): n for name, n in TOPICS.items()}
+        missing = [NewTopic(name, n, replication) for name, n in wanted.items() if name not in existing]
         if missing:
             try:
                 await admin.create_topics(missing)

@@ -137,8 +137,16 @@ def build_app(service: Service, *, title: str, description: str, routers: Sequen
     return app
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a caught SIGTERM after shutting down; a requested stop is a clean stop (exit 0)."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run the app under uvicorn; SIGTERM and Ctrl-C stop it gracefully (exit 0)."""
     config = uvicorn.Config(app, host=settings.attune_http_host, port=settings.attune_http_port,
                             log_config=None, access_log=False, timeout_graceful_shutdown=8, lifespan="on")
-    uvicorn.Server(config).run()
+    _Server(config).run()

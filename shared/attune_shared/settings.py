@@ -47,6 +47,9 @@ class ServiceSettings(BaseSettings):
     attune_http_port: int = Field(default=8080, ge=0, le=65535)
     attune_batch_max_records: int = Field(default=500, ge=1, le=10_000)
     attune_batch_timeout_ms: int = Field(default=100, ge=1, le=60_000)
+    # Prefixes every topic, consumer group and database name; lets tests and side-by-side runs share
+    # one broker and store. Empty in production.
+    attune_name_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_-]*$", max_length=32)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -77,7 +80,15 @@ class ServiceSettings(BaseSettings):
     @property
     def database_name(self) -> str:
         """The service's own MongoDB database."""
-        return self.mongodb_database or f"attune_{self.service_name}"
+        return self.mongodb_database or f"{self.attune_name_prefix}attune_{self.service_name}"
+
+    def topic(self, name: str) -> str:
+        """The physical topic name for a contract topic name."""
+        return f"{self.attune_name_prefix}{name}"
+
+    def group(self, name: str) -> str:
+        """The physical consumer group name."""
+        return f"{self.attune_name_prefix}{name}"
 
     @property
     def log_format(self) -> Literal["json", "console"]:

@@ -71,3 +71,32 @@ async def new_topic(kafka_admin: AIOKafkaAdminClient):
     yield make
     if made:
         await kafka_admin.delete_topics(made)
+
+
+@pytest.fixture
+async def namespace(infra_settings: ServiceSettings, mongo, tmp_path):
+    """An isolated name prefix: its own topics, consumer groups and databases, cleaned up after."""
+    from attune_shared.kafka_admin import ensure_topics
+
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    settings = ServiceSettings(attune_name_prefix=prefix)
+    await ensure_topics(settings)
+    env = {"ATTUNE_NAME_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "MONGODB_URI": settings.mongodb_uri.get_secret_value(), "ATTUNE_BATCH_TIMEOUT_MS": "50"}
+    yield Namespace(prefix=prefix, settings=settings, env=env, logs=tmp_path / "logs")
+    for name in await mongo.list_database_names():
+        if name.startswith(prefix):
+            await mongo.drop_database(name)
+
+
+class Namespace:
+    """Names and environment of one isolated run."""
+
+    def __init__(self, prefix: str, settings: ServiceSettings, env: dict[str, str], logs) -> None:
+        self.prefix, self.settings, self.env, self.logs = prefix, settings, env, logs
+
+    def topic(self, name: str) -> str:
+        return self.settings.topic(name)
+
+    def db(self, service: str) -> str:
+        return f"{self.prefix}attune_{service}"

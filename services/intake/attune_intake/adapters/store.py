@@ -1,0 +1,130 @@
+"""intake's own MongoDB data: receipts (de-duplication), clients and episodes, dead letters.
+
+This database is the only place outside the DLQ topic where PHI may sit; intake stores no MRN here
+at all (the pseudonym is enough), and raw dead letters are kept for the admin role alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pymongo import DESCENDING, ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from attune_shared.events import DeadLetter
+from attune_shared.mongo import insert_new
+
+from attune_intake.domain.episodes import ClientState, Episode
+
+
+class ConcurrentUpdate(RuntimeError):
+    """Another consumer changed a client between our read and write; the batch is retried."""
+
+
+def receipt_key(source: str, event_id: str) -> str:
+    """The de-duplication key of an inbound event."""
+    return f"{source}|{event_id}"
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _client_doc(state: ClientState) -> dict[str, Any]:
+    return {
+        "_id": state.client_ref,
+        "clinic_id": state.clinic_id,
+        "version": state.version + 1,
+        "episodes": [
+            {"episode_id": e.episode_id, "opened_on": _day(e.opened_on), "status": e.status,
+             "clinician_id": e.clinician_id, "closed_on": _day(e.closed_on), "close_reason": e.close_reason}
+            for e in state.episodes
+        ],
+        "appointments": [{"id": k, "start": v} for k, v in state.appointments.items()],
+        "updated_at": datetime.now(UTC),
+    }
+
+
+def _client_state(doc: dict[str, Any]) -> ClientState:
+    episodes = tuple(
+        Episode(episode_id=e["episode_id"], opened_on=date.fromisoformat(e["opened_on"]), status=e["status"],
+                clinician_id=e.get("clinician_id"),
+                closed_on=date.fromisoformat(e["closed_on"]) if e.get("closed_on") else None,
+                close_reason=e.get("close_reason"))
+        for e in doc.get("episodes", [])
+    )
+    appointments = {a["id"]: a["start"] for a in doc.get("appointments", [])}
+    return ClientState(client_ref=doc["_id"], clinic_id=doc["clinic_id"], episodes=episodes,
+                       appointments=appointments, version=doc.get("version", 0))
+
+
+class IntakeStore:
+    """Repository over intake's database."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.db = db
+        self.receipts = db["receipts"]
+        self.clients = db["clients"]
+        self.dead_letters = db["dead_letters"]
+
+    async def ensure_indexes(self) -> None:
+        """Indexes for listing dead letters by time and code."""
+        await self.dead_letters.create_index([("received_at", DESCENDING)], name="by_time")
+        await self.dead_letters.create_index([("error.code", 1), ("received_at", DESCENDING)], name="by_code")
+
+    async def seen(self, *, keys: Iterable[str]) -> set[str]:
+        """Which receipt keys are already recorded."""
+        keys = list(set(keys))
+        if not keys:
+            return set()
+        return {d["_id"] async for d in self.receipts.find({"_id": {"$in": keys}}, {"_id": 1})}
+
+    async def load_clients(self, *, client_refs: Iterable[str]) -> dict[str, ClientState]:
+        """Current state of these clients (absent ones are new)."""
+        refs = list(set(client_refs))
+        if not refs:
+            return {}
+        return {d["_id"]: _client_state(d) async for d in self.clients.find({"_id": {"$in": refs}})}
+
+    async def save_clients(self, *, states: Sequence[ClientState]) -> None:
+        """Write changed clients with an optimistic version check (single writer per client)."""
+        new = [_client_doc(s) for s in states if s.version == 0]
+        old = [s for s in states if s.version > 0]
+        if new:
+            try:
+                await self.clients.insert_many(new, ordered=False)
+            except BulkWriteError as exc:
+                raise ConcurrentUpdate("a new client was created concurrently") from exc
+        if old:
+            ops = [ReplaceOne({"_id": s.client_ref, "version": s.version}, _client_doc(s)) for s in old]
+            result = await self.clients.bulk_write(ops, ordered=False)
+            if result.matched_count != len(ops):
+                raise ConcurrentUpdate(f"{len(ops) - result.matched_count} client(s) changed concurrently")
+
+    async def record(self, *, receipts: Sequence[dict[str, Any]]) -> None:
+        """Record processed events (a duplicate receipt means a replay: fine)."""
+        await insert_new(self.receipts, receipts)
+
+    async def keep_dead_letters(self, *, letters: Sequence[DeadLetter]) -> None:
+        """Keep dead letters for `attune dlq list|replay` (a re-consumed record keeps its first copy)."""
+        docs = [{"_id": d.dlq_id, **d.model_dump(mode="json"), "received_at": d.received_at,
+                 "replayed_at": None} for d in letters]
+        await insert_new(self.dead_letters, docs)
+
+    async def list_dead_letters(self, *, code: str | None = None, limit: int = 100,
+                                include_replayed: bool = False) -> list[dict[str, Any]]:
+        """Newest first."""
+        query: dict[str, Any] = {}
+        if code:
+            query["error.code"] = code
+        if not include_replayed:
+            query["replayed_at"] = None
+        return [d async for d in self.dead_letters.find(query).sort("received_at", DESCENDING).limit(limit)]
+
+    async def mark_replayed(self, *, dlq_ids: Sequence[str]) -> None:
+        """Note that these dead letters were re-submitted."""
+        await self.dead_letters.update_many({"_id": {"$in": list(dlq_ids)}},
+                                            {"$set": {"replayed_at": datetime.now(UTC)}})

@@ -1,0 +1,96 @@
+"""Turn one valid EHR envelope into PHI-free canonical events, updating the client's state. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from attune_shared.events import (
+    AppointmentScheduled,
+    ClientReferred,
+    ClinicianAssigned,
+    EhrEnvelope,
+    EpisodeClosed,
+    EpisodeOpened,
+    InternalEvent,
+    ResponseSubmitted,
+    SessionAttended,
+    SessionCancelled,
+    SessionMissed,
+)
+from attune_shared.ids import derived_id
+
+from attune_intake.domain.episodes import ClientState, assign_clinician, close, place
+
+# Payload fields that are PHI or free text: never copied into a canonical event.
+_DROPPED = frozenset({"mrn", "birth_year", "referral_source"})
+
+_CARE_TYPES: dict[str, type[InternalEvent]] = {
+    "client.referred": ClientReferred,
+    "clinician.assigned": ClinicianAssigned,
+    "appointment.scheduled": AppointmentScheduled,
+    "session.attended": SessionAttended,
+    "session.missed": SessionMissed,
+    "session.cancelled": SessionCancelled,
+    "episode.closed": EpisodeClosed,
+    "questionnaire.completed": ResponseSubmitted,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Canonical:
+    """The outcome of one accepted event."""
+
+    events: tuple[InternalEvent, ...]
+    state: ClientState
+    episode_id: str
+
+
+def event_day(env: EhrEnvelope) -> date:
+    """The date that places an event in an episode: the payload's own date where it has one."""
+    p: Any = env.payload
+    if env.event_type == "client.referred":
+        return p.referred_on  # type: ignore[no-any-return]
+    if env.event_type == "episode.closed":
+        return p.closed_on  # type: ignore[no-any-return]
+    return env.occurred_at.date()
+
+
+def canonicalise(env: EhrEnvelope, state: ClientState) -> Canonical:
+    """The canonical events for env (an EpisodeOpened first when env opens an episode)."""
+    p: Any = env.payload
+    clinician = getattr(p, "clinician_id", None)
+    new_episode_id = "ep_" + derived_id("episode", env.source, env.event_id).replace("-", "")[:24]
+    placement = place(state, event_type=env.event_type, day=event_day(env), new_episode_id=new_episode_id,
+                      clinician_id=clinician)
+    state, episode = placement.state, placement.episode
+    common = {
+        "occurred_at": env.occurred_at,
+        "source": env.source,
+        "source_event_id": env.event_id,
+        "clinic_id": env.clinic_id,
+        "client_ref": state.client_ref,
+        "episode_id": episode.episode_id,
+    }
+    out: list[InternalEvent] = []
+    if placement.opened:
+        out.append(EpisodeOpened(event_id=derived_id("intake", "episode.opened", env.source, env.event_id),
+                                 opened_on=episode.opened_on, clinician_id=clinician, **common))
+
+    fields = {k: v for k, v in p.model_dump().items() if k not in _DROPPED}
+    if env.event_type == "questionnaire.completed" and p.appointment_id in state.appointments:
+        fields["appointment_start"] = state.appointments[p.appointment_id]
+    model = _CARE_TYPES[env.event_type]
+    out.append(model(event_id=derived_id("intake", env.source, env.event_id), **common, **fields))
+
+    if env.event_type == "appointment.scheduled":
+        state = replace(state, appointments={**state.appointments, p.appointment_id: p.scheduled_start})
+    elif env.event_type == "episode.closed":
+        state = close(state, episode, closed_on=p.closed_on, reason=p.reason)
+    if clinician and env.event_type in ("clinician.assigned", "client.referred") or (
+            clinician and episode.clinician_id is None):
+        current = next(e for e in state.episodes if e.episode_id == episode.episode_id)
+        state = assign_clinician(state, current, clinician)
+    return Canonical(tuple(out), state, episode.episode_id)
+
