@@ -4,8 +4,12 @@ from pathlib import Path
 
 import pytest
 
-_MARKS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration, "e2e": pytest.mark.e2e,
-          "faults": pytest.mark.faults}
+_MARKS = {
+    "unit": pytest.mark.unit,
+    "integration": pytest.mark.integration,
+    "e2e": pytest.mark.e2e,
+    "faults": pytest.mark.faults,
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

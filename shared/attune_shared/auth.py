@@ -53,12 +53,18 @@ class TokenStore:
             role = e.get("role")
             digest = str(e.get("sha256", "")).lower()
             if role not in ROLES or len(digest) != 64 or not isinstance(e.get("clinics"), list):
-                raise ValueError(f"ATTUNE_TOKENS_FILE {path}: entry {i} needs sha256 (64 hex), "
-                                 f"role ({'|'.join(sorted(ROLES))}) and clinics (a list)")
+                raise ValueError(
+                    f"ATTUNE_TOKENS_FILE {path}: entry {i} needs sha256 (64 hex), "
+                    f"role ({'|'.join(sorted(ROLES))}) and clinics (a list)"
+                )
             if role == "ehr" and not e.get("source"):
                 raise ValueError(f"ATTUNE_TOKENS_FILE {path}: entry {i} (role ehr) needs a source")
-            principals[digest] = Principal(name=str(e.get("name", f"token-{i}")), role=role,
-                                           clinics=frozenset(e["clinics"]), source=e.get("source"))
+            principals[digest] = Principal(
+                name=str(e.get("name", f"token-{i}")),
+                role=role,
+                clinics=frozenset(e["clinics"]),
+                source=e.get("source"),
+            )
         return cls(principals)
 
     def lookup(self, token: str) -> Principal | None:
@@ -73,8 +79,11 @@ def bearer(request: Request) -> Principal:
     store: TokenStore = request.app.state.tokens
     principal = store.lookup(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
     if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or invalid bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return principal
 
 

@@ -39,10 +39,14 @@ class OutRecord:
 def _ssl_context(settings: ServiceSettings) -> ssl.SSLContext | None:
     if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    ctx = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    ctx = ssl.create_default_context(
+        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+    )
     if settings.kafka_ssl_certfile:
-        ctx.load_cert_chain(str(settings.kafka_ssl_certfile),
-                            str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None)
+        ctx.load_cert_chain(
+            str(settings.kafka_ssl_certfile),
+            str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+        )
     return ctx
 
 
@@ -52,9 +56,10 @@ def security_for(settings: ServiceSettings) -> BaseSecurity | None:
     if settings.kafka_security_protocol.startswith("SASL"):
         user = settings.kafka_sasl_username or ""
         password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-        cls = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256,
-               "SCRAM-SHA-512": SASLScram512}[settings.kafka_sasl_mechanism or "PLAIN"]
-        return cls(username=user, password=password, ssl_context=ctx)  # type: ignore[abstract]
+        cls = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}[
+            settings.kafka_sasl_mechanism or "PLAIN"
+        ]
+        return cls(username=user, password=password, ssl_context=ctx)
     if ctx is not None:
         return BaseSecurity(ssl_context=ctx)
     return None
@@ -62,16 +67,19 @@ def security_for(settings: ServiceSettings) -> BaseSecurity | None:
 
 def aiokafka_kwargs(settings: ServiceSettings) -> dict[str, Any]:
     """The same transport settings for plain aiokafka clients (admin, lag, tools)."""
-    kw: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers,
-                          "security_protocol": settings.kafka_security_protocol}
+    kw: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
     ctx = _ssl_context(settings)
     if ctx is not None:
         kw["ssl_context"] = ctx
     if settings.kafka_sasl_mechanism:
         kw["sasl_mechanism"] = settings.kafka_sasl_mechanism
         kw["sasl_plain_username"] = settings.kafka_sasl_username
-        kw["sasl_plain_password"] = (settings.kafka_sasl_password.get_secret_value()
-                                     if settings.kafka_sasl_password else None)
+        kw["sasl_plain_password"] = (
+            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+        )
     return kw
 
 
@@ -110,9 +118,14 @@ async def publish_all(broker: KafkaBroker, records: Iterable[OutRecord]) -> int:
     return len(futures)
 
 
-async def retry_transient(operation: str, fn: Callable[[], Awaitable[T]], *,
-                          stopping: Callable[[], bool] = lambda: False, max_delay: float = 15.0,
-                          also: tuple[type[Exception], ...] = ()) -> T:
+async def retry_transient(
+    operation: str,
+    fn: Callable[[], Awaitable[T]],
+    *,
+    stopping: Callable[[], bool] = lambda: False,
+    max_delay: float = 15.0,
+    also: tuple[type[Exception], ...] = (),
+) -> T:
     """Run fn until it succeeds, backing off with jitter on infrastructure errors.
 
     Invalid input is not retried here: the handler dead-letters it before calling this.
@@ -128,12 +141,20 @@ async def retry_transient(operation: str, fn: Callable[[], Awaitable[T]], *,
             if stopping():
                 raise
             delay = min(max_delay, 0.2 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
-            log.warning("transient_error", operation=operation, attempt=attempt,
-                        retry_in_s=round(delay, 2), error=type(exc).__name__, detail=str(exc)[:200])
+            log.warning(
+                "transient_error",
+                operation=operation,
+                attempt=attempt,
+                retry_in_s=round(delay, 2),
+                error=type(exc).__name__,
+                detail=str(exc)[:200],
+            )
             await asyncio.sleep(delay)
 
 
-async def group_lag(settings: ServiceSettings, group_id: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+async def group_lag(
+    settings: ServiceSettings, group_id: str, topics: Iterable[str]
+) -> dict[tuple[str, int], int]:
     """Records not yet committed by a consumer group, per (topic, partition)."""
     admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings), request_timeout_ms=5000)
     consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), enable_auto_commit=False)
@@ -157,8 +178,9 @@ async def group_lag(settings: ServiceSettings, group_id: str, topics: Iterable[s
         await admin.close()
 
 
-async def export_lag_forever(settings: ServiceSettings, group_id: str, topics: list[str],
-                             every_s: float = 5.0) -> None:
+async def export_lag_forever(
+    settings: ServiceSettings, group_id: str, topics: list[str], every_s: float = 5.0
+) -> None:
     """Keep the consumer-lag gauge current; errors only skip a round."""
     while True:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -32,10 +33,9 @@ async def ensure_topics(settings: ServiceSettings, replication: int = 1) -> list
         wanted = {settings.topic(name): n for name, n in TOPICS.items()}
         missing = [NewTopic(name, n, replication) for name, n in wanted.items() if name not in existing]
         if missing:
-            try:
+            # A concurrent creator winning the race is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # a concurrent creator won the race: fine
         return [t.name for t in missing]
     finally:
         await admin.close()
@@ -47,7 +47,8 @@ def main() -> None:
     parser.add_argument("--replication", type=int, default=1)
     args = parser.parse_args()
     created = asyncio.run(ensure_topics(load_settings(ServiceSettings), args.replication))
-    print(f"[infra] topics: {len(TOPICS)} present, {len(created)} created{': ' + ', '.join(created) if created else ''}")
+    names = (": " + ", ".join(created)) if created else ""
+    print(f"[infra] topics: {len(TOPICS)} present, {len(created)} created{names}")
 
 
 if __name__ == "__main__":

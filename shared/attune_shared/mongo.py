@@ -16,11 +16,18 @@ DUPLICATE_KEY = 11000
 
 def make_client(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
     """An async client; create it inside the running event loop (it belongs to one loop)."""
-    return AsyncMongoClient(settings.mongodb_uri.get_secret_value(), serverSelectionTimeoutMS=5000,
-                            connectTimeoutMS=5000, appname=f"attune-{settings.service_name}", tz_aware=True)
+    return AsyncMongoClient(
+        settings.mongodb_uri.get_secret_value(),
+        serverSelectionTimeoutMS=5000,
+        connectTimeoutMS=5000,
+        appname=f"attune-{settings.service_name}",
+        tz_aware=True,
+    )
 
 
-async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> tuple[int, int]:
+async def insert_new(
+    collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]
+) -> tuple[int, int]:
     """Insert documents whose _id (or unique key) is new; return (inserted, duplicates).
 
     A duplicate key is how idempotency shows itself, so it is counted, not raised. Any other write

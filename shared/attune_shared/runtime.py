@@ -70,9 +70,17 @@ class Service:
         return checks
 
 
-def build_app(service: Service, *, title: str, description: str, routers: Sequence[APIRouter] = (),
-              on_start: Hook | None = None, on_stop: Hook | None = None,
-              store: AsyncDatabase[dict[str, Any]] | None = None, consume: bool = True) -> FastAPI:
+def build_app(
+    service: Service,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    on_start: Hook | None = None,
+    on_stop: Hook | None = None,
+    store: AsyncDatabase[dict[str, Any]] | None = None,
+    consume: bool = True,
+) -> FastAPI:
     """A FastAPI app whose lifespan starts the store, the hooks and the broker, and stops them in reverse."""
     settings = service.settings
 
@@ -93,8 +101,12 @@ def build_app(service: Service, *, title: str, description: str, routers: Sequen
             await retry_transient("kafka_connect", service.broker.connect, stopping=lambda: service.stopping)
         if service.topics:
             service.spawn(export_lag_forever(settings, service.group_id, list(service.topics)), "lag")
-        log.info("service_started", group=service.group_id, topics=list(service.topics),
-                 http=f"{settings.attune_http_host}:{settings.attune_http_port}")
+        log.info(
+            "service_started",
+            group=service.group_id,
+            topics=list(service.topics),
+            http=f"{settings.attune_http_host}:{settings.attune_http_port}",
+        )
         try:
             yield
         finally:
@@ -147,6 +159,13 @@ class _Server(uvicorn.Server):
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run the app under uvicorn; SIGTERM and Ctrl-C stop it gracefully (exit 0)."""
-    config = uvicorn.Config(app, host=settings.attune_http_host, port=settings.attune_http_port,
-                            log_config=None, access_log=False, timeout_graceful_shutdown=8, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=settings.attune_http_host,
+        port=settings.attune_http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=8,
+        lifespan="on",
+    )
     _Server(config).run()

@@ -66,11 +66,15 @@ class ServiceSettings(BaseSettings):
         problems = []
         key = self.attune_pseudonym_key.get_secret_value()
         if key == DEV_PSEUDONYM_KEY or len(key) < 32:
-            problems.append("ATTUNE_PSEUDONYM_KEY must be set to a secret of at least 32 characters "
-                            "(the development key is refused in production)")
+            problems.append(
+                "ATTUNE_PSEUDONYM_KEY must be set to a secret of at least 32 characters "
+                "(the development key is refused in production)"
+            )
         if self.attune_tokens_file.resolve() == DEV_TOKENS_FILE.resolve():
-            problems.append("ATTUNE_TOKENS_FILE must name the production tokens file "
-                            "(the development file is refused in production)")
+            problems.append(
+                "ATTUNE_TOKENS_FILE must name the production tokens file "
+                "(the development file is refused in production)"
+            )
         if self.kafka_sasl_mechanism and not self.kafka_sasl_password:
             problems.append("KAFKA_SASL_PASSWORD is required with KAFKA_SASL_MECHANISM")
         if problems:

@@ -25,14 +25,18 @@ def infra_settings() -> ServiceSettings:
 
 @pytest.fixture(scope="session")
 async def kafka_admin(infra_settings: ServiceSettings) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra_settings.kafka_bootstrap_servers,
-                                request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=infra_settings.kafka_bootstrap_servers, request_timeout_ms=5000
+    )
     try:
         await admin.start()
         await admin.list_topics()
     except Exception as exc:
-        pytest.fail(f"no Kafka broker at {infra_settings.kafka_bootstrap_servers} ({exc!r}): run `make up` "
-                    "(or `make test`, which starts it)", pytrace=False)
+        pytest.fail(
+            f"no Kafka broker at {infra_settings.kafka_bootstrap_servers} ({exc!r}): run `make up` "
+            "(or `make test`, which starts it)",
+            pytrace=False,
+        )
     yield admin
     await admin.close()
 
@@ -40,12 +44,15 @@ async def kafka_admin(infra_settings: ServiceSettings) -> AsyncIterator[AIOKafka
 @pytest.fixture(scope="session")
 async def mongo(infra_settings: ServiceSettings) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        infra_settings.mongodb_uri.get_secret_value(), serverSelectionTimeoutMS=5000, tz_aware=True)
+        infra_settings.mongodb_uri.get_secret_value(), serverSelectionTimeoutMS=5000, tz_aware=True
+    )
     try:
         await client.admin.command("ping")
     except Exception as exc:
-        pytest.fail(f"no MongoDB-compatible store at the configured MONGODB_URI ({exc!r}): run `make up`",
-                    pytrace=False)
+        pytest.fail(
+            f"no MongoDB-compatible store at the configured MONGODB_URI ({exc!r}): run `make up`",
+            pytrace=False,
+        )
     yield client
     await client.close()
 
@@ -81,8 +88,12 @@ async def namespace(infra_settings: ServiceSettings, mongo, tmp_path):
     prefix = f"t{uuid.uuid4().hex[:8]}_"
     settings = ServiceSettings(attune_name_prefix=prefix)
     await ensure_topics(settings)
-    env = {"ATTUNE_NAME_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "MONGODB_URI": settings.mongodb_uri.get_secret_value(), "ATTUNE_BATCH_TIMEOUT_MS": "50"}
+    env = {
+        "ATTUNE_NAME_PREFIX": prefix,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "MONGODB_URI": settings.mongodb_uri.get_secret_value(),
+        "ATTUNE_BATCH_TIMEOUT_MS": "50",
+    }
     yield Namespace(prefix=prefix, settings=settings, env=env, logs=tmp_path / "logs")
     for name in await mongo.list_database_names():
         if name.startswith(prefix):

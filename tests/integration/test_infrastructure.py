@@ -13,8 +13,13 @@ from attune_shared.mongo import DUPLICATE_KEY, insert_new
 
 
 async def _read(bootstrap: str, topic: str, group: str, want: int) -> tuple[AIOKafkaConsumer, list]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     got: list = []
     for _ in range(40):
@@ -71,9 +76,11 @@ async def test_store_operations_the_services_use(fresh_db) -> None:
     inserted, dupes = await insert_new(coll, [{"source": "s", "event_id": str(i)} for i in range(3, 8)])
     assert (inserted, dupes) == (3, 2)
 
-    doc = await coll.find_one_and_update({"_id": "counter"}, {"$inc": {"n": 1}}, upsert=True,
-                                         return_document=ReturnDocument.AFTER)
+    doc = await coll.find_one_and_update(
+        {"_id": "counter"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
     assert doc["n"] == 1
-    doc = await coll.find_one_and_update({"_id": "counter"}, {"$inc": {"n": 1}}, upsert=True,
-                                         return_document=ReturnDocument.AFTER)
+    doc = await coll.find_one_and_update(
+        {"_id": "counter"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
     assert doc["n"] == 2

@@ -39,8 +39,11 @@ def build_mixed_stream(seed: int = 7):
             appt = f"a-{c}-{s}"
             events.append(ehr.scheduled(clinic, mrn, when, appt))
             events.append(ehr.attended(clinic, mrn, when, appt))
-            events.append(ehr.questionnaire(clinic, mrn, when + timedelta(hours=1), f"r-{c}-{s}", "WAI-SR",
-                                            WAI, appt=appt))
+            events.append(
+                ehr.questionnaire(
+                    clinic, mrn, when + timedelta(hours=1), f"r-{c}-{s}", "WAI-SR", WAI, appt=appt
+                )
+            )
         episodes = 1
         if c % 5 == 0:  # closed, then referred again weeks later: a second episode
             end = start + timedelta(days=30)
@@ -96,8 +99,11 @@ async def test_thousand_mixed_events_exact_counts_and_no_phi(namespace, mongo) -
     try:
         intake.wait_ready()
         await produce(bootstrap, namespace.topic(Topics.EHR_EVENTS), records)
-        await wait_drained(namespace.settings, namespace.settings.group("attune-intake"),
-                           [namespace.topic(Topics.EHR_EVENTS)])
+        await wait_drained(
+            namespace.settings,
+            namespace.settings.group("attune-intake"),
+            [namespace.topic(Topics.EHR_EVENTS)],
+        )
     finally:
         assert intake.stop() == 0, intake.tail()
 
@@ -133,8 +139,10 @@ async def test_thousand_mixed_events_exact_counts_and_no_phi(namespace, mongo) -
     # intake's own state holds pseudonyms, not MRNs (only the admin-only dead letters keep raw input).
     async for doc in db["clients"].find():
         assert not any(m in str(doc) for m in mrns)
-    print(f"\n1,000-event run: care={len(care)} ({dict(care_types)}), responses={len(responses)}, "
-          f"dead letters={dict(codes)}, duplicates={expect['duplicates']}, receipts={expect['valid']}")
+    print(
+        f"\n1,000-event run: care={len(care)} ({dict(care_types)}), responses={len(responses)}, "
+        f"dead letters={dict(codes)}, duplicates={expect['duplicates']}, receipts={expect['valid']}"
+    )
 
 
 async def test_sigkill_mid_batch_then_restart_has_exactly_one_effect(namespace, mongo) -> None:
@@ -163,20 +171,28 @@ async def test_sigkill_mid_batch_then_restart_has_exactly_one_effect(namespace, 
     intake = ServiceProcess("intake", env, namespace.logs / "intake2.log").start()
     try:
         intake.wait_ready()
-        await wait_drained(namespace.settings, namespace.settings.group("attune-intake"),
-                           [namespace.topic(Topics.EHR_EVENTS)])
+        await wait_drained(
+            namespace.settings,
+            namespace.settings.group("attune-intake"),
+            [namespace.topic(Topics.EHR_EVENTS)],
+        )
     finally:
         intake.stop()
     care = await read_all(bootstrap, namespace.topic(Topics.CARE))
-    ids = Counter(json.loads(r.value)["source_event_id"] for r in care
-                  if json.loads(r.value)["event_type"] == "session.attended")
+    ids = Counter(
+        json.loads(r.value)["source_event_id"]
+        for r in care
+        if json.loads(r.value)["event_type"] == "session.attended"
+    )
     # Every input has its effect; a record republished after the crash carries the same event id.
     assert set(ids) == {e["event_id"] for e in ehr.sent}
     distinct_event_ids = {json.loads(r.value)["event_id"] for r in care}
     assert len(distinct_event_ids) == len(records) + 300  # + one episode.opened per client
     assert await receipts.count_documents({}) == len(records)
-    print(f"\nSIGKILL after {killed_at} receipts: {len(care)} records on the care topic, "
-          f"{len(distinct_event_ids)} distinct ids, {len(care) - len(distinct_event_ids)} republished copies")
+    print(
+        f"\nSIGKILL after {killed_at} receipts: {len(care)} records on the care topic, "
+        f"{len(distinct_event_ids)} distinct ids, {len(care) - len(distinct_event_ids)} republished copies"
+    )
 
 
 @pytest.mark.parametrize("unused", [None])

@@ -14,8 +14,13 @@ from attune_shared.settings import ServiceSettings
 
 
 async def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                max_request_size=2 * 1024 * 1024, linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=2 * 1024 * 1024,
+        linger_ms=5,
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for key, value in records]
@@ -38,6 +43,7 @@ async def read_all(bootstrap: str, topic: str) -> list[Any]:
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
         out: list[Any] = []
+
         async def behind() -> bool:
             return any([await consumer.position(tp) < end for tp, end in ends.items()])
 
@@ -50,7 +56,9 @@ async def read_all(bootstrap: str, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-async def wait_drained(settings: ServiceSettings, group: str, topics: list[str], timeout: float = 120) -> None:
+async def wait_drained(
+    settings: ServiceSettings, group: str, topics: list[str], timeout: float = 120
+) -> None:
     """Wait until the group has committed everything in its topics (lag zero)."""
     deadline = time.monotonic() + timeout
     last: dict[Any, int] = {}

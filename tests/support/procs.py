@@ -42,8 +42,14 @@ class ServiceProcess:
         env = {**os.environ, **self.env, "ATTUNE_HTTP_PORT": str(self.port), "ATTUNE_LOG_FORMAT": "json"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", ENTRY[self.name]], cwd=ROOT, env=env,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", ENTRY[self.name]],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:

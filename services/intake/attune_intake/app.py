@@ -7,22 +7,27 @@ from typing import Any
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
+from attune_intake.adapters.store import IntakeStore
+from attune_intake.handlers import GROUP, register_consumer, router
+from attune_intake.pipeline import IntakePipeline
+from attune_intake.settings import IntakeSettings
 from attune_shared.kafka import make_broker
 from attune_shared.runtime import Service, build_app, serve
 from attune_shared.settings import load_settings
 from attune_shared.topics import Topics
 
-from attune_intake.adapters.store import IntakeStore
-from attune_intake.handlers import GROUP, register_consumer, router
-from attune_intake.pipeline import IntakePipeline
-from attune_intake.settings import IntakeSettings
 
-
-def create_app(settings: IntakeSettings | None = None, store: AsyncDatabase[dict[str, Any]] | None = None) -> FastAPI:
+def create_app(
+    settings: IntakeSettings | None = None, store: AsyncDatabase[dict[str, Any]] | None = None
+) -> FastAPI:
     """Build the intake service; clients are created in the lifespan, not here."""
     settings = settings or load_settings(IntakeSettings)
-    service = Service(settings=settings, broker=make_broker(settings), group_id=settings.group(GROUP),
-                      topics=[settings.topic(Topics.EHR_EVENTS)])
+    service = Service(
+        settings=settings,
+        broker=make_broker(settings),
+        group_id=settings.group(GROUP),
+        topics=[settings.topic(Topics.EHR_EVENTS)],
+    )
     register_consumer(service)
 
     async def on_start(svc: Service) -> None:
@@ -31,9 +36,14 @@ def create_app(settings: IntakeSettings | None = None, store: AsyncDatabase[dict
         svc.extras["store"] = intake_store
         svc.extras["pipeline"] = IntakePipeline(settings, svc.broker, intake_store)
 
-    return build_app(service, title="Attune intake",
-                     description="The one door into Attune: validates, de-duplicates and pseudonymises EHR events.",
-                     routers=[router], on_start=on_start, store=store)
+    return build_app(
+        service,
+        title="Attune intake",
+        description="The one door into Attune: validates, de-duplicates and pseudonymises EHR events.",
+        routers=[router],
+        on_start=on_start,
+        store=store,
+    )
 
 
 def main() -> None:

@@ -12,17 +12,16 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 
+from attune_intake import metrics
+from attune_intake.adapters.store import ConcurrentUpdate, IntakeStore, receipt_key
+from attune_intake.pipeline import Inbound, IntakePipeline, reject, validate
+from attune_intake.settings import IntakeSettings
 from attune_shared.auth import Principal, require_roles
 from attune_shared.events import EhrEnvelope, EnvelopeRejected
 from attune_shared.kafka import OutRecord, publish_all, raw_body, retry_transient
 from attune_shared.metrics import BATCH_DURATION, BATCH_SIZE, MESSAGES_CONSUMED
 from attune_shared.runtime import Service
 from attune_shared.topics import Topics
-
-from attune_intake import metrics
-from attune_intake.adapters.store import ConcurrentUpdate, IntakeStore, receipt_key
-from attune_intake.pipeline import Inbound, IntakePipeline, reject, validate
-from attune_intake.settings import IntakeSettings
 
 GROUP = "attune-intake"
 
@@ -33,32 +32,58 @@ def register_consumer(service: Service) -> None:
     topic = settings.topic(Topics.EHR_EVENTS)
 
     @service.broker.subscriber(
-        topic, group_id=settings.group(GROUP), batch=True, max_records=settings.attune_batch_max_records,
-        batch_timeout_ms=settings.attune_batch_timeout_ms, auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_body, title="intake-ehr-events",
-        description="Validates, de-duplicates and pseudonymises inbound EHR events.")
+        topic,
+        group_id=settings.group(GROUP),
+        batch=True,
+        max_records=settings.attune_batch_max_records,
+        batch_timeout_ms=settings.attune_batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=raw_body,
+        title="intake-ehr-events",
+        description="Validates, de-duplicates and pseudonymises inbound EHR events.",
+    )
     async def on_ehr_events(body: Any, message: KafkaMessage) -> None:
-        raw: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message  # type: ignore[assignment]
-        batch = [Inbound(value=r.value, key=r.key, topic=r.topic, partition=r.partition, offset=r.offset,
-                         timestamp_ms=r.timestamp) for r in raw]
+        raw: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
+        batch = [
+            Inbound(
+                value=r.value,
+                key=r.key,
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                timestamp_ms=r.timestamp,
+            )
+            for r in raw
+        ]
         MESSAGES_CONSUMED.labels(topic).inc(len(batch))
         metrics.RECEIVED.labels("kafka").inc(len(batch))
         BATCH_SIZE.labels(topic).observe(len(batch))
         started = time.monotonic()
         pipeline: IntakePipeline = service.extras["pipeline"]
-        await retry_transient("intake_batch", lambda: pipeline.process(batch),
-                              stopping=lambda: service.stopping, also=(ConcurrentUpdate,))
+        await retry_transient(
+            "intake_batch",
+            lambda: pipeline.process(batch),
+            stopping=lambda: service.stopping,
+            also=(ConcurrentUpdate,),
+        )
         BATCH_DURATION.labels(topic).observe(time.monotonic() - started)
 
 
 router = APIRouter(prefix="/v1/ehr", tags=["ingestion"])
 
 
-@router.post("/events", status_code=status.HTTP_202_ACCEPTED,
-             summary="Submit one envelope or {\"events\": [...]} (up to 500)",
-             responses={400: {"description": "not JSON"}, 401: {"description": "no valid token"},
-                        403: {"description": "token does not cover the event's source or clinic"},
-                        413: {"description": "body over 1 MiB"}})
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary='Submit one envelope or {"events": [...]} (up to 500)',
+    responses={
+        400: {"description": "not JSON"},
+        401: {"description": "no valid token"},
+        403: {"description": "token does not cover the event's source or clinic"},
+        413: {"description": "body over 1 MiB"},
+    },
+)
 async def post_events(request: Request, caller: Principal = Depends(require_roles("ehr"))) -> dict[str, Any]:
     """Accept EHR events; answers once every accepted event is durably on ehr.events.v1."""
     service: Service = request.app.state.service
@@ -71,10 +96,12 @@ async def post_events(request: Request, caller: Principal = Depends(require_role
     if isinstance(doc, dict) and set(doc) == {"events"}:
         items = doc["events"]
         if not isinstance(items, list):
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "\"events\" must be an array")
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, '"events" must be an array')
         if len(items) > settings.attune_http_max_events:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                                f"at most {settings.attune_http_max_events} events per request")
+            raise HTTPException(
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                f"at most {settings.attune_http_max_events} events per request",
+            )
     else:
         items = [doc]
     metrics.RECEIVED.labels("http").inc(len(items))
@@ -89,17 +116,26 @@ async def post_events(request: Request, caller: Principal = Depends(require_role
             env = exc
         checked.append((i, rec, env))
 
-    forbidden = [i for i, _, env in checked if isinstance(env, EhrEnvelope)
-                 and (env.source != caller.source or not caller.covers_clinic(env.clinic_id))]
+    forbidden = [
+        i
+        for i, _, env in checked
+        if isinstance(env, EhrEnvelope)
+        and (env.source != caller.source or not caller.covers_clinic(env.clinic_id))
+    ]
     if forbidden:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"token {caller.name} does not cover the source or clinic of events {forbidden}")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"token {caller.name} does not cover the source or clinic of events {forbidden}",
+        )
 
     store: IntakeStore = service.extras["store"]
     valid = [(i, env) for i, _, env in checked if isinstance(env, EhrEnvelope)]
     seen = await store.seen(keys=(receipt_key(e.source, e.event_id) for _, e in valid))
-    out = [OutRecord(settings.topic(Topics.EHR_EVENTS), env.kafka_key.encode(), rec.value or b"")
-           for _, rec, env in checked if isinstance(env, EhrEnvelope)]
+    out = [
+        OutRecord(settings.topic(Topics.EHR_EVENTS), env.kafka_key.encode(), rec.value or b"")
+        for _, rec, env in checked
+        if isinstance(env, EhrEnvelope)
+    ]
     rejected = []
     now = datetime.now(UTC)
     dead = []
@@ -108,8 +144,14 @@ async def post_events(request: Request, caller: Principal = Depends(require_role
             letter = reject(rec, env, now)
             dead.append(letter)
             event_id = items[i].get("event_id") if isinstance(items[i], dict) else None
-            rejected.append({"index": i, "event_id": event_id if isinstance(event_id, str) else None,
-                             "code": env.code, "message": env.message})
+            rejected.append(
+                {
+                    "index": i,
+                    "event_id": event_id if isinstance(event_id, str) else None,
+                    "code": env.code,
+                    "message": env.message,
+                }
+            )
             out.append(OutRecord(settings.topic(Topics.EHR_DLQ), None, letter.model_dump_json().encode()))
             metrics.DEAD_LETTERED.labels(env.code).inc()
     await publish_all(service.broker, out)
@@ -130,4 +172,3 @@ async def _read_limited(request: Request, limit: int) -> bytes:
             raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-

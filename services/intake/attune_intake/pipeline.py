@@ -16,17 +16,16 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
+from attune_intake import metrics
+from attune_intake.adapters.store import IntakeStore, receipt_key
+from attune_intake.domain.canonical import canonicalise
+from attune_intake.domain.episodes import ClientState
 from attune_shared.events import DeadLetter, DeadLetterOrigin, EhrEnvelope, EnvelopeRejected, parse_envelope
 from attune_shared.ids import client_ref
 from attune_shared.kafka import OutRecord, publish_all
 from attune_shared.logging import get_logger
 from attune_shared.settings import ServiceSettings
 from attune_shared.topics import Topics
-
-from attune_intake import metrics
-from attune_intake.adapters.store import IntakeStore, receipt_key
-from attune_intake.domain.canonical import canonicalise
-from attune_intake.domain.episodes import ClientState
 
 log = get_logger("attune_intake.pipeline")
 
@@ -55,8 +54,12 @@ class BatchResult:
 
 def reject(rec: Inbound, exc: EnvelopeRejected, now: datetime) -> DeadLetter:
     """The dead letter for a rejected record."""
-    origin = DeadLetterOrigin(topic=rec.topic if rec.partition is not None else "http", partition=rec.partition,
-                              offset=rec.offset, key=rec.key.decode("utf-8", "replace") if rec.key else None)
+    origin = DeadLetterOrigin(
+        topic=rec.topic if rec.partition is not None else "http",
+        partition=rec.partition,
+        offset=rec.offset,
+        key=rec.key.decode("utf-8", "replace") if rec.key else None,
+    )
     return DeadLetter.from_rejection(rec.value or b"", origin, exc.code, exc.message, exc.details, now)
 
 
@@ -109,7 +112,9 @@ class IntakePipeline:
                 continue
             seen.add(key)
             ref = refs[id(env)]
-            state = changed.get(ref) or states.get(ref) or ClientState(client_ref=ref, clinic_id=env.clinic_id)
+            state = (
+                changed.get(ref) or states.get(ref) or ClientState(client_ref=ref, clinic_id=env.clinic_id)
+            )
             canonical = canonicalise(env, state)
             if canonical.state is not state:
                 changed[ref] = canonical.state
@@ -118,8 +123,15 @@ class IntakePipeline:
                 out.append(OutRecord(topic, ev.client_ref.encode(), ev.model_dump_json().encode()))
                 if ev.event_type == "episode.opened":
                     metrics.EPISODES_OPENED.inc()
-            receipts.append({"_id": key, "event_type": env.event_type, "client_ref": ref,
-                             "episode_id": canonical.episode_id, "received_at": now})
+            receipts.append(
+                {
+                    "_id": key,
+                    "event_type": env.event_type,
+                    "client_ref": ref,
+                    "episode_id": canonical.episode_id,
+                    "received_at": now,
+                }
+            )
             result.accepted += 1
             result.by_type[env.event_type] += 1
 
@@ -138,15 +150,26 @@ class IntakePipeline:
             metrics.ACCEPTED.labels(event_type).inc(n)
         for dead in result.dead:
             metrics.DEAD_LETTERED.labels(dead.error.code).inc()
-            log.warning("dead_lettered", dlq_id=dead.dlq_id, code=dead.error.code, message=dead.error.message,
-                        **_safe_ids(dead))
+            log.warning(
+                "dead_lettered",
+                dlq_id=dead.dlq_id,
+                code=dead.error.code,
+                message=dead.error.message,
+                **_safe_ids(dead),
+            )
         now_ms = time.time() * 1000
         for rec in records:
             if rec.timestamp_ms:
                 metrics.LATENCY.observe(max(0.0, (now_ms - rec.timestamp_ms) / 1000))
-        log.info("batch_done", records=len(records), accepted=result.accepted, duplicates=result.duplicates,
-                 dead_lettered=len(result.dead), published=len(out),
-                 duration_ms=round((time.monotonic() - started) * 1000, 1))
+        log.info(
+            "batch_done",
+            records=len(records),
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            dead_lettered=len(result.dead),
+            published=len(out),
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
         return result
 
 

@@ -56,9 +56,15 @@ def test_production_with_real_secrets_starts(monkeypatch: pytest.MonkeyPatch, tm
     assert load_settings(ServiceSettings).attune_env == "production"
 
 
-@pytest.mark.parametrize(("var", "value"), [("ATTUNE_MIN_CELL_SIZE", "0"), ("ATTUNE_ENV", "staging"),
-                                            ("KAFKA_BOOTSTRAP_SERVERS", "nohostport"),
-                                            ("ATTUNE_LOG_FORMAT", "xml")])
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("ATTUNE_MIN_CELL_SIZE", "0"),
+        ("ATTUNE_ENV", "staging"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "nohostport"),
+        ("ATTUNE_LOG_FORMAT", "xml"),
+    ],
+)
 def test_bad_values_fail_naming_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError, match=var.lower()):

@@ -14,10 +14,9 @@ from pymongo import DESCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from attune_intake.domain.episodes import ClientState, Episode
 from attune_shared.events import DeadLetter
 from attune_shared.mongo import insert_new
-
-from attune_intake.domain.episodes import ClientState, Episode
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -39,8 +38,14 @@ def _client_doc(state: ClientState) -> dict[str, Any]:
         "clinic_id": state.clinic_id,
         "version": state.version + 1,
         "episodes": [
-            {"episode_id": e.episode_id, "opened_on": _day(e.opened_on), "status": e.status,
-             "clinician_id": e.clinician_id, "closed_on": _day(e.closed_on), "close_reason": e.close_reason}
+            {
+                "episode_id": e.episode_id,
+                "opened_on": _day(e.opened_on),
+                "status": e.status,
+                "clinician_id": e.clinician_id,
+                "closed_on": _day(e.closed_on),
+                "close_reason": e.close_reason,
+            }
             for e in state.episodes
         ],
         "appointments": [{"id": k, "start": v} for k, v in state.appointments.items()],
@@ -50,15 +55,24 @@ def _client_doc(state: ClientState) -> dict[str, Any]:
 
 def _client_state(doc: dict[str, Any]) -> ClientState:
     episodes = tuple(
-        Episode(episode_id=e["episode_id"], opened_on=date.fromisoformat(e["opened_on"]), status=e["status"],
-                clinician_id=e.get("clinician_id"),
-                closed_on=date.fromisoformat(e["closed_on"]) if e.get("closed_on") else None,
-                close_reason=e.get("close_reason"))
+        Episode(
+            episode_id=e["episode_id"],
+            opened_on=date.fromisoformat(e["opened_on"]),
+            status=e["status"],
+            clinician_id=e.get("clinician_id"),
+            closed_on=date.fromisoformat(e["closed_on"]) if e.get("closed_on") else None,
+            close_reason=e.get("close_reason"),
+        )
         for e in doc.get("episodes", [])
     )
     appointments = {a["id"]: a["start"] for a in doc.get("appointments", [])}
-    return ClientState(client_ref=doc["_id"], clinic_id=doc["clinic_id"], episodes=episodes,
-                       appointments=appointments, version=doc.get("version", 0))
+    return ClientState(
+        client_ref=doc["_id"],
+        clinic_id=doc["clinic_id"],
+        episodes=episodes,
+        appointments=appointments,
+        version=doc.get("version", 0),
+    )
 
 
 class IntakeStore:
@@ -110,12 +124,15 @@ class IntakeStore:
 
     async def keep_dead_letters(self, *, letters: Sequence[DeadLetter]) -> None:
         """Keep dead letters for `attune dlq list|replay` (a re-consumed record keeps its first copy)."""
-        docs = [{"_id": d.dlq_id, **d.model_dump(mode="json"), "received_at": d.received_at,
-                 "replayed_at": None} for d in letters]
+        docs = [
+            {"_id": d.dlq_id, **d.model_dump(mode="json"), "received_at": d.received_at, "replayed_at": None}
+            for d in letters
+        ]
         await insert_new(self.dead_letters, docs)
 
-    async def list_dead_letters(self, *, code: str | None = None, limit: int = 100,
-                                include_replayed: bool = False) -> list[dict[str, Any]]:
+    async def list_dead_letters(
+        self, *, code: str | None = None, limit: int = 100, include_replayed: bool = False
+    ) -> list[dict[str, Any]]:
         """Newest first."""
         query: dict[str, Any] = {}
         if code:
@@ -126,5 +143,6 @@ class IntakeStore:
 
     async def mark_replayed(self, *, dlq_ids: Sequence[str]) -> None:
         """Note that these dead letters were re-submitted."""
-        await self.dead_letters.update_many({"_id": {"$in": list(dlq_ids)}},
-                                            {"$set": {"replayed_at": datetime.now(UTC)}})
+        await self.dead_letters.update_many(
+            {"_id": {"$in": list(dlq_ids)}}, {"$set": {"replayed_at": datetime.now(UTC)}}
+        )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from attune_intake.domain.episodes import ClientState, assign_clinician, close, place
 from attune_shared.events import (
     AppointmentScheduled,
     ClientReferred,
@@ -20,8 +21,6 @@ from attune_shared.events import (
     SessionMissed,
 )
 from attune_shared.ids import derived_id
-
-from attune_intake.domain.episodes import ClientState, assign_clinician, close, place
 
 # Payload fields that are PHI or free text: never copied into a canonical event.
 _DROPPED = frozenset({"mrn", "birth_year", "referral_source"})
@@ -51,9 +50,9 @@ def event_day(env: EhrEnvelope) -> date:
     """The date that places an event in an episode: the payload's own date where it has one."""
     p: Any = env.payload
     if env.event_type == "client.referred":
-        return p.referred_on  # type: ignore[no-any-return]
+        return p.referred_on  # type: ignore[no-any-return,unused-ignore]
     if env.event_type == "episode.closed":
-        return p.closed_on  # type: ignore[no-any-return]
+        return p.closed_on  # type: ignore[no-any-return,unused-ignore]
     return env.occurred_at.date()
 
 
@@ -62,10 +61,15 @@ def canonicalise(env: EhrEnvelope, state: ClientState) -> Canonical:
     p: Any = env.payload
     clinician = getattr(p, "clinician_id", None)
     new_episode_id = "ep_" + derived_id("episode", env.source, env.event_id).replace("-", "")[:24]
-    placement = place(state, event_type=env.event_type, day=event_day(env), new_episode_id=new_episode_id,
-                      clinician_id=clinician)
+    placement = place(
+        state,
+        event_type=env.event_type,
+        day=event_day(env),
+        new_episode_id=new_episode_id,
+        clinician_id=clinician,
+    )
     state, episode = placement.state, placement.episode
-    common = {
+    common: dict[str, Any] = {
         "occurred_at": env.occurred_at,
         "source": env.source,
         "source_event_id": env.event_id,
@@ -75,8 +79,14 @@ def canonicalise(env: EhrEnvelope, state: ClientState) -> Canonical:
     }
     out: list[InternalEvent] = []
     if placement.opened:
-        out.append(EpisodeOpened(event_id=derived_id("intake", "episode.opened", env.source, env.event_id),
-                                 opened_on=episode.opened_on, clinician_id=clinician, **common))
+        out.append(
+            EpisodeOpened(
+                event_id=derived_id("intake", "episode.opened", env.source, env.event_id),
+                opened_on=episode.opened_on,
+                clinician_id=clinician,
+                **common,
+            )
+        )
 
     fields = {k: v for k, v in p.model_dump().items() if k not in _DROPPED}
     if env.event_type == "questionnaire.completed" and p.appointment_id in state.appointments:
@@ -88,9 +98,9 @@ def canonicalise(env: EhrEnvelope, state: ClientState) -> Canonical:
         state = replace(state, appointments={**state.appointments, p.appointment_id: p.scheduled_start})
     elif env.event_type == "episode.closed":
         state = close(state, episode, closed_on=p.closed_on, reason=p.reason)
-    if clinician and env.event_type in ("clinician.assigned", "client.referred") or (
-            clinician and episode.clinician_id is None):
+    if (clinician and env.event_type in ("clinician.assigned", "client.referred")) or (
+        clinician and episode.clinician_id is None
+    ):
         current = next(e for e in state.episodes if e.episode_id == episode.episode_id)
         state = assign_clinician(state, current, clinician)
     return Canonical(tuple(out), state, episode.episode_id)
-

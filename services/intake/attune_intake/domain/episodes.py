@@ -56,8 +56,9 @@ class Placement:
     state: ClientState
 
 
-def place(state: ClientState, *, event_type: str, day: date, new_episode_id: str,
-          clinician_id: str | None) -> Placement:
+def place(
+    state: ClientState, *, event_type: str, day: date, new_episode_id: str, clinician_id: str | None
+) -> Placement:
     """Attach an event dated `day` to an episode, opening one when the rules say so.
 
     - A client with no episode gets one (EHRs often send no referral).
