@@ -1,8 +1,153 @@
-"""The attune command-line tool."""
+"""The attune command-line tool: run the services, simulate a network, read reports and dead letters."""
 
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Annotated, Any
+
+import httpx
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="Attune: alliance-aware, measurement-based care.", no_args_is_help=True)
+from attune_cli.stack import DEFAULT_PORTS, SERVICES, start_stack, stop_stack
+
+app = typer.Typer(
+    help="Attune: alliance-aware, measurement-based care for clinic networks.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+dlq_app = typer.Typer(
+    help="Dead letters: list and re-drive rejected EHR records (admin).", no_args_is_help=True
+)
+app.add_typer(dlq_app, name="dlq")
+console = Console()
+
+INTAKE_URL = os.environ.get("ATTUNE_INTAKE_URL", f"http://127.0.0.1:{DEFAULT_PORTS['intake']}")
+ADMIN_TOKEN = os.environ.get("ATTUNE_ADMIN_TOKEN", "dev-admin")
+
+
+@app.command()
+def run(
+    services: Annotated[list[str] | None, typer.Option("--service", "-s", help="only these services")] = None,
+) -> None:
+    """Run the services as separate processes in the foreground, logs on this terminal; Ctrl-C stops all."""
+    names = tuple(services or SERVICES)
+    unknown = set(names) - set(SERVICES)
+    if unknown:
+        raise typer.BadParameter(f"unknown service(s): {', '.join(sorted(unknown))}")
+    os.environ.setdefault("ATTUNE_LOG_FORMAT", "console")
+    console.print(f"[bold]attune run[/]: starting {', '.join(names)} …")
+    procs = start_stack({}, None, ports=DEFAULT_PORTS, inherit_output=True, services=names)
+    table = Table("service", "URL", "health", "metrics", "API docs", title="Attune is running (Ctrl-C stops)")
+    for name, p in procs.items():
+        table.add_row(name, p.url, f"{p.url}/readyz", f"{p.url}/metrics", f"{p.url}/docs")
+    console.print(table)
+    stop = {"now": False}
+
+    def _stop(*_: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop["now"]:
+            dead = [n for n, p in procs.items() if p.proc is not None and p.proc.poll() is not None]
+            if dead:
+                console.print(f"[red]service(s) exited: {', '.join(dead)}; stopping the rest[/]")
+                break
+            time.sleep(0.5)
+    finally:
+        codes = stop_stack(procs)
+        console.print(f"stopped: {codes}")
+
+
+@app.command()
+def topics() -> None:
+    """Create Attune's Kafka topics if they are missing (idempotent)."""
+    from attune_shared.kafka_admin import TOPICS, ensure_topics
+    from attune_shared.settings import ServiceSettings, load_settings
+
+    created = asyncio.run(ensure_topics(load_settings(ServiceSettings)))
+    console.print(f"{len(TOPICS)} topics present, created: {', '.join(created) or 'none'}")
+
+
+@app.command()
+def lag(
+    wait: Annotated[bool, typer.Option(help="wait until every group's lag is zero")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait at most")] = 600,
+) -> None:
+    """Show each service's consumer lag (records not yet committed); --wait blocks until all are zero."""
+    from attune_cli.pipeline_state import GROUPS, drained_lags
+
+    deadline = time.monotonic() + timeout
+    while True:
+        lags = asyncio.run(drained_lags())
+        total = sum(lags.values())
+        if not wait or total == 0 or time.monotonic() > deadline:
+            break
+        console.print(f"  lag: {lags}", highlight=False)
+        time.sleep(2)
+    table = Table("consumer group", "topics", "lag (records)")
+    for group, topics_ in GROUPS.items():
+        table.add_row(group, ", ".join(topics_), str(lags[group]))
+    console.print(table)
+    if wait and total:
+        raise typer.Exit(1)
+
+
+def _admin_get(path: str, **params: Any) -> dict[str, Any]:
+    r = httpx.get(
+        f"{INTAKE_URL}{path}",
+        params={k: v for k, v in params.items() if v is not None},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=30,
+    )
+    if r.status_code != 200:
+        raise typer.BadParameter(f"intake answered {r.status_code}: {r.text[:300]}")
+    return r.json()  # type: ignore[no-any-return]
+
+
+@dlq_app.command("list")
+def dlq_list(
+    code: Annotated[str | None, typer.Option(help="only this error code")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 50,
+    include_replayed: Annotated[bool, typer.Option(help="also those already re-driven")] = False,
+) -> None:
+    """List dead letters (newest first) with their error; needs an admin token (ATTUNE_ADMIN_TOKEN)."""
+    data = _admin_get("/v1/admin/dead-letters", code=code, limit=limit, include_replayed=include_replayed)
+    table = Table("received", "code", "message", "origin", "dlq_id", title="Dead letters")
+    for d in data["dead_letters"]:
+        o = d["origin"]
+        where = "http" if o["partition"] is None else f"{o['topic']}[{o['partition']}]@{o['offset']}"
+        table.add_row(
+            d["received_at"][:19], d["error"]["code"], d["error"]["message"][:80], where, d["dlq_id"]
+        )
+    console.print(table)
+    console.print("by code: " + ", ".join(f"{k}={v}" for k, v in sorted(data["counts_by_code"].items())))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    dlq_id: Annotated[list[str] | None, typer.Option("--id", help="dead-letter ids to re-drive")] = None,
+    code: Annotated[str | None, typer.Option(help="re-drive every unreplayed one with this code")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 1000,
+) -> None:
+    """Re-submit dead letters to ehr.events.v1 after a fix; intake validates them again."""
+    if not dlq_id and not code:
+        raise typer.BadParameter("name --id (one or more) or --code")
+    r = httpx.post(
+        f"{INTAKE_URL}/v1/admin/dead-letters/replay",
+        timeout=60,
+        json={"dlq_ids": dlq_id or [], "code": code, "limit": limit},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    if r.status_code != 200:
+        raise typer.BadParameter(f"intake answered {r.status_code}: {r.text[:300]}")
+    console.print(f"re-driven: {r.json()['replayed']}")
 
 
 @app.command()

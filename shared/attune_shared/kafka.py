@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
@@ -99,7 +100,9 @@ def make_broker(settings: ServiceSettings, **extra: Any) -> KafkaBroker:
         graceful_timeout=8.0,
         security=security_for(settings),
         allow_auto_create_topics=False,
-        log_level=30,
+        # FastStream logs every message at log_level: keep those at DEBUG, its errors still show.
+        logger=logging.getLogger("attune.faststream"),
+        log_level=logging.DEBUG,
         **extra,
     )
 

@@ -1,0 +1,133 @@
+"""Run Attune's four services as real processes (for `attune run`, the demo and the tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("intake", "measures", "alerts", "reporting")
+DEFAULT_PORTS = {"intake": 8081, "measures": 8082, "alerts": 8083, "reporting": 8084}
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    """One service process: start, wait until ready, signal, read its log."""
+
+    name: str
+    env: dict[str, str]
+    log_path: Path | None = None
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the service's HTTP API."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, inherit_output: bool = False) -> ServiceProcess:
+        """Start the process (output to the log file, or to ours)."""
+        env = {**os.environ, **self.env, "ATTUNE_HTTP_PORT": str(self.port)}
+        env.setdefault("ATTUNE_LOG_FORMAT", "json")
+        out = None
+        if not inherit_output:
+            assert self.log_path is not None, "a log path is needed unless output is inherited"
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            out = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"attune_{self.name}.app"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=not inherit_output,
+        )
+        return self
+
+    def ready(self) -> bool:
+        """True when /readyz answers 200."""
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Block until ready; raise with the log's tail if it exits or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; log:\n{self.tail()}")
+            if self.ready():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready in {timeout}s; log:\n{self.tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL, wait: float = 20) -> int | None:
+        """Send a signal and wait for the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        """Graceful stop (SIGTERM)."""
+        return self.kill(signal.SIGTERM)
+
+    def tail(self, n: int = 40) -> str:
+        """The last lines of the log."""
+        if self.log_path is None:
+            return "(output went to the terminal)"
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+def start_stack(
+    env: dict[str, str],
+    log_dir: Path | None,
+    *,
+    ports: dict[str, int] | None = None,
+    inherit_output: bool = False,
+    services: tuple[str, ...] = SERVICES,
+) -> dict[str, ServiceProcess]:
+    """Start the services and wait until each is ready."""
+    procs = {}
+    for name in services:
+        port = (ports or {}).get(name) or free_port()
+        log_path = None if log_dir is None else log_dir / f"{name}.log"
+        procs[name] = ServiceProcess(name, env, log_path, port=port).start(inherit_output=inherit_output)
+    try:
+        for proc in procs.values():
+            proc.wait_ready()
+    except Exception:
+        stop_stack(procs)
+        raise
+    return procs
+
+
+def stop_stack(procs: dict[str, ServiceProcess]) -> dict[str, int | None]:
+    """SIGTERM every service, then wait for each; return exit codes."""
+    for p in procs.values():
+        if p.proc is not None and p.proc.poll() is None:
+            p.proc.send_signal(signal.SIGTERM)
+    return {name: p.kill(signal.SIGTERM) for name, p in procs.items()}
