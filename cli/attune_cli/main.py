@@ -108,7 +108,7 @@ def _admin_get(path: str, **params: Any) -> dict[str, Any]:
     )
     if r.status_code != 200:
         raise typer.BadParameter(f"intake answered {r.status_code}: {r.text[:300]}")
-    return r.json()  # type: ignore[no-any-return]
+    return dict(r.json())
 
 
 @dlq_app.command("list")
