@@ -1,0 +1,160 @@
+"""measures' own MongoDB data: every response (its current version and what was published), dead letters.
+
+`responses` holds one document per `(source, response_id)` (`_id` = "source|response_id"): the version
+kept (items, status, times), its group `series_key` (episode + instrument, indexed: one group is one
+series), and the last published revision, fingerprint and scores. Times are kept as the ISO text they
+arrived in, so a stored version re-serialises exactly as it did when it was first published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from attune_measures.dead_letters import MeasuresDeadLetter
+from attune_measures.domain.versions import ResponseVersion, Tracked
+from attune_shared.mongo import DUPLICATE_KEY, insert_new
+
+
+class ConcurrentUpdate(RuntimeError):
+    """Another consumer changed a response between our read and write; the batch is retried."""
+
+
+@dataclass
+class Loaded:
+    """Responses read for a batch, with each document's write counter (for the optimistic check)."""
+
+    book: dict[str, Tracked]
+    versions: dict[str, int]
+
+    def merge(self, other: Loaded) -> None:
+        """Add documents not already held (the ones held may have been changed since they were read)."""
+        for key, tracked in other.book.items():
+            if key not in self.book:
+                self.book[key] = tracked
+                self.versions[key] = other.versions[key]
+
+
+def response_doc(tracked: Tracked, version: int) -> dict[str, Any]:
+    """The stored form of a tracked response (`version` is the document's new write counter)."""
+    r = tracked.response
+    return {
+        "_id": r.key,
+        "source": r.source,
+        "response_id": r.response_id,
+        "source_event_id": r.source_event_id,
+        "clinic_id": r.clinic_id,
+        "client_ref": r.client_ref,
+        "episode_id": r.episode_id,
+        "series_key": r.series_key,
+        "instrument": r.instrument,
+        "respondent": r.respondent,
+        "clinician_id": r.clinician_id,
+        "appointment_id": r.appointment_id,
+        "status": r.status,
+        "items": list(r.items),
+        "occurred_at": r.occurred_at.isoformat(),
+        "session_at": r.session_at.isoformat(),
+        "session_ts": r.session_at.astimezone(UTC),  # a BSON date, for people and sorted queries
+        "scores": dict(tracked.scores) if tracked.scores is not None else None,
+        "revision": tracked.revision,
+        "fingerprint": tracked.fingerprint,
+        "version": version,
+        "updated_at": datetime.now(UTC),
+    }
+
+
+def tracked_from_doc(doc: Mapping[str, Any]) -> Tracked:
+    """A tracked response from its stored form."""
+    response = ResponseVersion(
+        source=doc["source"],
+        response_id=doc["response_id"],
+        source_event_id=doc["source_event_id"],
+        clinic_id=doc["clinic_id"],
+        client_ref=doc["client_ref"],
+        episode_id=doc["episode_id"],
+        instrument=doc["instrument"],
+        respondent=doc["respondent"],
+        clinician_id=doc["clinician_id"],
+        appointment_id=doc.get("appointment_id"),
+        status=doc["status"],
+        items=tuple(doc["items"]),
+        occurred_at=datetime.fromisoformat(doc["occurred_at"]),
+        session_at=datetime.fromisoformat(doc["session_at"]),
+    )
+    return Tracked(
+        response, revision=doc["revision"], fingerprint=doc.get("fingerprint"), scores=doc.get("scores")
+    )
+
+
+class MeasuresStore:
+    """Repository over measures' database."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.db = db
+        self.responses = db["responses"]
+        self.dead_letters = db["dead_letters"]
+
+    async def ensure_indexes(self) -> None:
+        """A group's responses by session time; dead letters by time and code."""
+        await self.responses.create_index(
+            [("series_key", ASCENDING), ("session_ts", ASCENDING)], name="by_series"
+        )
+        await self.responses.create_index([("client_ref", ASCENDING)], name="by_client")
+        await self.dead_letters.create_index([("received_at", DESCENDING)], name="by_time")
+        await self.dead_letters.create_index([("error.code", 1), ("received_at", DESCENDING)], name="by_code")
+
+    async def load(self, *, keys: Iterable[str] = (), series_keys: Iterable[str] = ()) -> Loaded:
+        """These responses and every member of these groups, in one query."""
+        key_list, series_list = sorted(set(keys)), sorted(set(series_keys))
+        clauses: list[dict[str, Any]] = []
+        if key_list:
+            clauses.append({"_id": {"$in": key_list}})
+        if series_list:
+            clauses.append({"series_key": {"$in": series_list}})
+        loaded = Loaded({}, {})
+        if not clauses:
+            return loaded
+        query = clauses[0] if len(clauses) == 1 else {"$or": clauses}
+        async for doc in self.responses.find(query):
+            loaded.book[doc["_id"]] = tracked_from_doc(doc)
+            loaded.versions[doc["_id"]] = int(doc.get("version", 0))
+        return loaded
+
+    async def save(self, *, changed: Sequence[Tracked], versions: Mapping[str, int]) -> None:
+        """Write changed responses: new ones inserted, known ones replaced if nobody wrote them meanwhile."""
+        new = [response_doc(t, 1) for t in changed if t.response.key not in versions]
+        old = [t for t in changed if t.response.key in versions]
+        if new:
+            try:
+                await self.responses.insert_many(new, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if errors and all(e.get("code") == DUPLICATE_KEY for e in errors):
+                    raise ConcurrentUpdate("a response was stored concurrently") from exc
+                raise
+        if old:
+            ops = [
+                ReplaceOne(
+                    {"_id": t.response.key, "version": versions[t.response.key]},
+                    response_doc(t, versions[t.response.key] + 1),
+                )
+                for t in old
+            ]
+            result = await self.responses.bulk_write(ops, ordered=False)
+            if result.matched_count != len(ops):
+                raise ConcurrentUpdate(f"{len(ops) - result.matched_count} response(s) changed concurrently")
+
+    async def keep_dead_letters(self, *, letters: Sequence[MeasuresDeadLetter]) -> None:
+        """Keep dead letters for an operator (a re-consumed record keeps its first copy)."""
+        docs = [
+            {"_id": d.dlq_id, **d.model_dump(mode="json"), "received_at": d.received_at, "replayed_at": None}
+            for d in letters
+        ]
+        await insert_new(self.dead_letters, docs)

@@ -1,0 +1,56 @@
+"""measures' composition root: `create_app(settings=None, store=None)` and the `attune-measures` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
+
+from attune_measures.adapters.store import MeasuresStore
+from attune_measures.handlers import GROUP, register_consumer
+from attune_measures.pipeline import MeasuresPipeline
+from attune_measures.settings import MeasuresSettings
+from attune_shared.kafka import make_broker
+from attune_shared.runtime import Service, build_app, serve
+from attune_shared.settings import load_settings
+from attune_shared.topics import Topics
+
+
+def create_app(
+    settings: MeasuresSettings | None = None, store: AsyncDatabase[dict[str, Any]] | None = None
+) -> FastAPI:
+    """Build the measures service; clients are created in the lifespan, not here."""
+    settings = settings or load_settings(MeasuresSettings)
+    thresholds = settings.thresholds()  # validated by the settings already; read once here
+    service = Service(
+        settings=settings,
+        broker=make_broker(settings),
+        group_id=settings.group(GROUP),
+        topics=[settings.topic(Topics.RESPONSES)],
+    )
+    register_consumer(service)
+
+    async def on_start(svc: Service) -> None:
+        measures_store = MeasuresStore(svc.store)
+        await measures_store.ensure_indexes()
+        svc.extras["store"] = measures_store
+        svc.extras["pipeline"] = MeasuresPipeline(settings, svc.broker, measures_store, thresholds)
+
+    return build_app(
+        service,
+        title="Attune measures",
+        description="Scores questionnaires, keeps each episode's series, publishes scored measures.",
+        on_start=on_start,
+        store=store,
+    )
+
+
+def main() -> None:
+    """Run measures until SIGTERM or Ctrl-C."""
+    settings = load_settings(MeasuresSettings)
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Which published measures a change to an episode + instrument group revises. Pure.
+
+After any change to a group the whole group is recomputed in session order, and a response is
+(re)published, with its revision + 1, exactly when its published content changed. The
+content excludes the event's own bookkeeping (id, revision, superseded, occurred_at, source_event_id),
+so recomputing an unchanged group publishes nothing and a replay re-derives the same revisions and ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Final
+
+from attune_measures.domain.change import change_from_intake
+from attune_measures.domain.scoring import Score, UnscorableResponse, score
+from attune_measures.domain.series import context_for
+from attune_measures.domain.thresholds import RULE_VERSIONS, ScoringThresholds
+from attune_measures.domain.versions import Applied, ResponseVersion, Tracked, apply_versions, groups
+from attune_shared.events import ChangeFromIntake, MeasureScored, SeriesContext
+from attune_shared.ids import derived_id
+
+ALLIANCE_INSTRUMENTS: Final = frozenset({"WAI-SR", "SRS"})
+# Event bookkeeping that is not part of what a measure says; a change to these alone republishes nothing.
+_NOT_CONTENT: Final = frozenset({"event_id", "revision", "superseded", "occurred_at", "source_event_id"})
+
+
+@dataclass(frozen=True, slots=True)
+class Revised:
+    """One group member after recomputation; `event` is None when its published content is unchanged."""
+
+    tracked: Tracked
+    event: MeasureScored | None
+
+
+def fingerprint(event: MeasureScored) -> str:
+    """A digest of what a measure says (its content, not its id or revision)."""
+    content = event.model_dump_json(exclude=set(_NOT_CONTENT))
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def measure_event_id(source: str, response_id: str, revision: int) -> str:
+    """The event id of one revision of a scored response (the same on every replay)."""
+    return derived_id("measure.scored", source, response_id, str(revision))
+
+
+def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> list[Revised]:
+    """Recompute every member of one episode + instrument group; revise those whose content changed."""
+    ordered = sorted(group, key=lambda t: t.response.order)
+    scored: list[tuple[Tracked, Score]] = []
+    out: list[Revised] = []
+    for tracked in ordered:
+        try:
+            scored.append(
+                (tracked, score(tracked.response.instrument, tracked.response.items, thresholds=thresholds))
+            )
+        except UnscorableResponse:
+            # Cannot happen for a version accepted under the same rules; left as published, not crashed on.
+            out.append(Revised(tracked, None))
+    intake = next(((t, s) for t, s in scored if s.primary is not None), None)
+    alliance: list[tuple[str, float]] = []  # (response_id, score) of the client-rated series so far
+    for tracked, result in scored:
+        r = tracked.response
+        change = None
+        if intake is not None and result.primary is not None:
+            change = _change(r.instrument, intake, result.primary, thresholds)
+        series = None
+        if r.instrument in ALLIANCE_INSTRUMENTS and r.respondent == "client" and result.primary is not None:
+            series = _context(r.series_key, alliance, result.primary, thresholds, r.instrument)
+            alliance.append((r.response_id, result.primary))
+        out.append(_revise(tracked, result, change, series))
+    return out
+
+
+def _change(
+    instrument: str, intake: tuple[Tracked, Score], value: float, thresholds: ScoringThresholds
+) -> ChangeFromIntake | None:
+    intake_tracked, intake_score = intake
+    assert intake_score.primary is not None
+    found = change_from_intake(instrument, intake_score.primary, value, thresholds)
+    if found is None:
+        return None
+    return ChangeFromIntake(
+        intake_response_id=intake_tracked.response.response_id,
+        intake_score=found.intake_score,
+        change=found.change,
+        reliable_improvement=found.reliable_improvement,
+        reliable_deterioration=found.reliable_deterioration,
+        threshold=found.threshold,
+    )
+
+
+def _context(
+    series_key: str,
+    earlier: Sequence[tuple[str, float]],
+    value: float,
+    thresholds: ScoringThresholds,
+    instrument: str,
+) -> SeriesContext:
+    window = thresholds.series_window
+    ctx = context_for(
+        [s for _, s in earlier],
+        value,
+        sd_floor=thresholds.sd_floor(instrument),
+        window=window,
+        k_min=thresholds.series_k_min,
+    )
+    return SeriesContext(
+        series_key=series_key,
+        score=ctx.score,
+        position=len(earlier) + 1,
+        earlier_count=ctx.earlier_count,
+        earlier_response_ids=[rid for rid, _ in earlier[-window:]],
+        mu=ctx.mu,
+        sd_within=ctx.sd_within,
+        sd_eff=ctx.sd_eff,
+        drop=ctx.drop,
+    )
+
+
+def _revise(
+    tracked: Tracked, result: Score, change: ChangeFromIntake | None, series: SeriesContext | None
+) -> Revised:
+    r = tracked.response
+    revision = tracked.revision + 1
+    rule_versions = {result.rule_id: result.rule_version}
+    if change is not None:
+        rule_versions["reliable-change"] = RULE_VERSIONS["reliable-change"]
+    event = MeasureScored(
+        event_id=measure_event_id(r.source, r.response_id, revision),
+        occurred_at=r.occurred_at,
+        source=r.source,
+        source_event_id=r.source_event_id,
+        clinic_id=r.clinic_id,
+        client_ref=r.client_ref,
+        episode_id=r.episode_id,
+        response_id=r.response_id,
+        revision=revision,
+        status=r.status,
+        instrument=r.instrument,
+        respondent=r.respondent,
+        clinician_id=r.clinician_id,
+        appointment_id=r.appointment_id,
+        session_at=r.session_at,
+        scores=dict(result.values),
+        change=change,
+        series=series,
+        rule_versions=rule_versions,
+        superseded=revision > 1,
+    )
+    digest = fingerprint(event)
+    if digest == tracked.fingerprint:
+        return Revised(tracked, None)
+    return Revised(replace(tracked, revision=revision, fingerprint=digest, scores=dict(result.values)), event)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a batch changes: the events to publish (in order) and the responses to write."""
+
+    events: list[MeasureScored]
+    changed: dict[str, Tracked]
+    book: dict[str, Tracked]
+
+
+def settle(
+    applied: Applied,
+    book: Mapping[str, Tracked],
+    thresholds_for: Callable[[str], ScoringThresholds],
+) -> Settled:
+    """Recompute every touched group of `book` (applied's book plus any group members read since).
+
+    Events come out in session order (then group, then response), so a consumer of one client's
+    partition sees a late response before the later points it revised.
+    """
+    out = dict(book)
+    changed: dict[str, Tracked] = {
+        v.key: out[v.key] for v, verdict in applied.verdicts if verdict in ("new", "replaced")
+    }
+    events: list[MeasureScored] = []
+    for _, group in sorted(groups(out, applied.touched).items()):
+        if not group:  # its only response moved to another episode
+            continue
+        for revised in recompute_group(group, thresholds_for(group[0].response.clinic_id)):
+            key = revised.tracked.response.key
+            out[key] = revised.tracked
+            if revised.event is not None or key in changed:
+                changed[key] = revised.tracked
+            if revised.event is not None:
+                events.append(revised.event)
+    events.sort(key=lambda e: (e.session_at, e.episode_id, e.instrument, e.source, e.response_id))
+    return Settled(events, changed, out)
+
+
+def run_batch(
+    book: Mapping[str, Tracked],
+    incoming: Iterable[ResponseVersion],
+    thresholds_for: Callable[[str], ScoringThresholds],
+) -> tuple[Applied, Settled]:
+    """Apply a batch to a book that already holds every member of the groups it touches, and settle it."""
+    applied = apply_versions(book, incoming)
+    return applied, settle(applied, applied.book, thresholds_for)

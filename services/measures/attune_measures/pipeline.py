@@ -1,0 +1,168 @@
+"""measures' batch pipeline: read responses, keep the winning version, recompute the touched series, publish.
+
+Effects are made durable in an order that makes a crash anywhere safe to replay: every changed measure
+(and every dead letter) is published first, with an id derived from `(source, response_id, revision)`,
+then the responses are written, and only then does the caller commit the offsets. Consumed again, the
+same input finds either the old store (and recomputes the same revisions, so the same ids) or the new
+one (and then nothing has changed, so nothing is published).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from faststream.kafka import KafkaBroker
+
+from attune_measures import metrics
+from attune_measures.adapters.store import Loaded, MeasuresStore
+from attune_measures.dead_letters import MeasuresDeadLetter, Rejected, dead_letter, read_response, unscorable
+from attune_measures.domain.clinic_thresholds import ThresholdBook
+from attune_measures.domain.revisions import settle
+from attune_measures.domain.scoring import UnscorableResponse, score
+from attune_measures.domain.versions import ResponseVersion, Verdict, apply_versions
+from attune_shared.events import DeadLetterOrigin, MeasureScored
+from attune_shared.kafka import OutRecord, publish_all
+from attune_shared.logging import get_logger
+from attune_shared.settings import ServiceSettings
+from attune_shared.topics import Topics
+
+log = get_logger("attune_measures.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One record of the responses topic."""
+
+    value: bytes | None
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None = None
+
+
+@dataclass
+class BatchResult:
+    """What one batch did."""
+
+    verdicts: Tally[Verdict] = field(default_factory=Tally)
+    published: list[MeasureScored] = field(default_factory=list)
+    dead: list[MeasuresDeadLetter] = field(default_factory=list)
+    written: int = 0
+
+
+class MeasuresPipeline:
+    """Processes batches of response records; safe to run again on the same batch."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        broker: KafkaBroker,
+        store: MeasuresStore,
+        thresholds: ThresholdBook | None = None,
+    ) -> None:
+        self.broker = broker
+        self.store = store
+        self.thresholds = thresholds or ThresholdBook()
+        self.out_measures = settings.topic(Topics.MEASURES)
+        self.out_dlq = settings.topic(Topics.MEASURES_DLQ)
+
+    def read(self, rec: Inbound) -> ResponseVersion:
+        """The response version in one record, or Rejected."""
+        event = read_response(rec.value)
+        try:
+            score(event.instrument, event.items, thresholds=self.thresholds.for_clinic(event.clinic_id))
+        except UnscorableResponse as exc:
+            raise unscorable(exc) from None
+        return ResponseVersion.from_event(event)
+
+    async def process(self, records: list[Inbound]) -> BatchResult:
+        """Make every record's effect durable exactly once (see module docstring)."""
+        started = time.monotonic()
+        now = datetime.now(UTC)
+        result = BatchResult()
+        versions: list[ResponseVersion] = []
+        for rec in records:
+            try:
+                versions.append(self.read(rec))
+            except Rejected as exc:
+                origin = DeadLetterOrigin(
+                    topic=rec.topic,
+                    partition=rec.partition,
+                    offset=rec.offset,
+                    key=rec.key.decode("utf-8", "replace") if rec.key else None,
+                )
+                result.dead.append(dead_letter(rec.value, origin, exc, now))
+
+        # One query for the batch: the responses named and every member of their groups.
+        queried = {v.series_key for v in versions}
+        loaded = await self.store.load(keys=(v.key for v in versions), series_keys=queried)
+        applied = apply_versions(loaded.book, versions)
+        state = Loaded(applied.book, loaded.versions)
+        if applied.touched - queried:  # an amendment moved a response out of a group not yet read
+            state.merge(await self.store.load(series_keys=applied.touched - queried))
+
+        settled = settle(applied, state.book, self.thresholds.for_clinic)
+        result.published = settled.events
+        changed = settled.changed
+
+        out = [
+            OutRecord(self.out_measures, e.kafka_key.encode(), e.model_dump_json().encode())
+            for e in result.published
+        ]
+        out += [
+            OutRecord(
+                self.out_dlq, d.origin.key.encode() if d.origin.key else None, d.model_dump_json().encode()
+            )
+            for d in result.dead
+        ]
+        await publish_all(self.broker, out)
+        if changed:
+            await self.store.save(changed=list(changed.values()), versions=state.versions)
+        if result.dead:
+            await self.store.keep_dead_letters(letters=result.dead)
+        result.written = len(changed)
+
+        self._count(applied.verdicts, result, records)
+        result.verdicts.update(verdict for _, verdict in applied.verdicts)
+        log.info(
+            "batch_done",
+            records=len(records),
+            **{k: n for k, n in result.verdicts.items()},
+            dead_lettered=len(result.dead),
+            published=len(result.published),
+            written=len(changed),
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return result
+
+    @staticmethod
+    def _count(
+        verdicts: list[tuple[ResponseVersion, Verdict]], result: BatchResult, records: list[Inbound]
+    ) -> None:
+        for version, verdict in verdicts:
+            if verdict in ("new", "replaced"):
+                metrics.SCORED.labels(version.instrument).inc()
+                if version.status == "amended":
+                    metrics.AMENDED.labels(version.instrument).inc()
+            else:
+                metrics.IGNORED.labels(verdict).inc()
+        for event in result.published:
+            metrics.PUBLISHED.labels(event.instrument).inc()
+        for dead in result.dead:
+            metrics.REJECTED.labels(dead.error.code).inc()
+            log.warning(
+                "dead_lettered",
+                dlq_id=dead.dlq_id,
+                code=dead.error.code,
+                message=dead.error.message,
+                partition=dead.origin.partition,
+                offset=dead.origin.offset,
+            )
+        now_ms = time.time() * 1000
+        for rec in records:
+            if rec.timestamp_ms:
+                metrics.LATENCY.observe(max(0.0, (now_ms - rec.timestamp_ms) / 1000))

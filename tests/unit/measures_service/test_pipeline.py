@@ -1,0 +1,137 @@
+"""The batch pipeline with an in-memory store and broker: order of effects, crash replay, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from attune_measures.adapters.store import Loaded
+from attune_measures.dead_letters import MeasuresDeadLetter
+from attune_measures.domain.versions import Tracked
+from attune_measures.pipeline import Inbound, MeasuresPipeline
+from attune_measures.settings import MeasuresSettings
+from tests.unit.measures_service.builders import CLIENT, session, srs, submitted
+
+SETTINGS = MeasuresSettings(attune_name_prefix="u_")
+TOPIC = "u_clinic.responses.v1"
+
+
+class Crash(RuntimeError):
+    pass
+
+
+class MemoryBroker:
+    def __init__(self, log: list[str]) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.log = log
+
+    async def publish(
+        self, value: bytes, topic: str, *, key: bytes | None = None, no_confirm: bool = False
+    ) -> Any:
+        self.sent.append((topic, key, value))
+        self.log.append(f"publish:{topic}")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    def events(self, topic: str) -> list[dict[str, Any]]:
+        return [json.loads(v) for t, _, v in self.sent if t == topic]
+
+
+class MemoryStore:
+    """The same contract as MeasuresStore, in memory; `fail_saves` makes the next saves crash."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.docs: dict[str, tuple[Tracked, int]] = {}
+        self.dead: dict[str, MeasuresDeadLetter] = {}
+        self.fail_saves = 0
+        self.loads = 0
+        self.log = log
+
+    async def load(self, *, keys: Iterable[str] = (), series_keys: Iterable[str] = ()) -> Loaded:
+        self.loads += 1
+        keys, series = set(keys), set(series_keys)
+        found = {k: v for k, v in self.docs.items() if k in keys or v[0].response.series_key in series}
+        return Loaded({k: t for k, (t, _) in found.items()}, {k: n for k, (_, n) in found.items()})
+
+    async def save(self, *, changed: Sequence[Tracked], versions: Mapping[str, int]) -> None:
+        self.log.append("save")
+        if self.fail_saves:
+            self.fail_saves -= 1
+            # Half the write lands before the crash.
+            for t in changed[: len(changed) // 2]:
+                self.docs[t.response.key] = (t, versions.get(t.response.key, 0) + 1)
+            raise Crash("store went away mid-write")
+        for t in changed:
+            self.docs[t.response.key] = (t, versions.get(t.response.key, 0) + 1)
+
+    async def keep_dead_letters(self, *, letters: Sequence[MeasuresDeadLetter]) -> None:
+        for d in letters:
+            self.dead.setdefault(d.dlq_id, d)
+
+
+def records(values: list[bytes | None]) -> list[Inbound]:
+    return [
+        Inbound(value=v, key=CLIENT.encode(), topic=TOPIC, partition=0, offset=i, timestamp_ms=None)
+        for i, v in enumerate(values)
+    ]
+
+
+def make() -> tuple[MeasuresPipeline, MemoryBroker, MemoryStore, list[str]]:
+    log: list[str] = []
+    broker, store = MemoryBroker(log), MemoryStore(log)
+    return MeasuresPipeline(SETTINGS, broker, store), broker, store, log  # type: ignore[arg-type]
+
+
+def encoded(*versions: Any) -> list[bytes | None]:
+    return [submitted(v).model_dump_json().encode() for v in versions]
+
+
+async def test_poison_is_dead_lettered_and_the_rest_is_scored() -> None:
+    pipeline, broker, store, log = make()
+    values = [b"not json {", *encoded(srs("s1", 36, 0), srs("s2", 37, 1)), b"[1]", None]
+    result = await pipeline.process(records(values))
+    assert [d.error.code for d in result.dead] == ["invalid_json", "not_an_object", "invalid_json"]
+    dlq = broker.events("u_clinic.measures.dlq.v1")
+    assert [d["raw"] for d in dlq] == ["not json {", "[1]", ""]
+    assert [d["origin"]["offset"] for d in dlq] == [0, 3, 4]
+    assert len(store.dead) == 3
+    measures = broker.events("u_clinic.measures.v1")
+    assert [(m["response_id"], m["revision"]) for m in measures] == [("s1", 1), ("s2", 1)]
+    assert len(store.docs) == 2
+    # Broker acks before the store write; one store read for the whole batch.
+    assert log.index("save") > max(i for i, x in enumerate(log) if x.startswith("publish"))
+    assert store.loads == 1
+
+
+async def test_a_crash_mid_write_replays_the_same_ids_and_then_nothing() -> None:
+    pipeline, broker, store, _ = make()
+    await pipeline.process(
+        records(encoded(srs("s0", 36, 0), srs("s1", 37, 1), srs("s3", 28, 3), srs("s4", 33, 4)))
+    )
+    batch = records(encoded(srs("s2", 38, 2), srs("s4", 35, 4, status="amended", occurred=session(9))))
+    store.fail_saves = 1
+    broker.sent.clear()
+    with pytest.raises(Crash):
+        await pipeline.process(batch)
+    first = broker.events("u_clinic.measures.v1")
+    assert sorted((m["response_id"], m["revision"]) for m in first) == [("s2", 1), ("s3", 2), ("s4", 2)]
+    broker.sent.clear()
+    await pipeline.process(batch)  # not committed, so consumed again
+    again = broker.events("u_clinic.measures.v1")
+    by_id = {m["event_id"]: m for m in first}
+    assert again and all(by_id[m["event_id"]] == m for m in again)
+    broker.sent.clear()
+    result = await pipeline.process(batch)  # a third time, after a complete write: no effect
+    assert broker.sent == [] and result.verdicts == {"replay": 2}
+    assert {t.response.response_id: t.revision for t, _ in store.docs.values()} == {
+        "s0": 1,
+        "s1": 1,
+        "s2": 1,
+        "s3": 2,
+        "s4": 2,
+    }
