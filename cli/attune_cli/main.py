@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from attune_cli.simulator.command import simulate
 from attune_cli.stack import DEFAULT_PORTS, SERVICES, start_stack, stop_stack
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ dlq_app = typer.Typer(
     help="Dead letters: list and re-drive rejected EHR records (admin).", no_args_is_help=True
 )
 app.add_typer(dlq_app, name="dlq")
+app.command("simulate")(simulate)
 console = Console()
 
 INTAKE_URL = os.environ.get("ATTUNE_INTAKE_URL", f"http://127.0.0.1:{DEFAULT_PORTS['intake']}")
