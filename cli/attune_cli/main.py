@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attune_cli.simulator.command import simulate
-from attune_cli.stack import DEFAULT_PORTS, SERVICES, start_stack, stop_stack
+from attune_cli.stack import DEFAULT_PORTS, ROOT, SERVICES, start_stack, stop_stack
 
 app = typer.Typer(
     help="Attune: alliance-aware, measurement-based care for clinic networks.",
@@ -150,6 +151,49 @@ def dlq_replay(
     if r.status_code != 200:
         raise typer.BadParameter(f"intake answered {r.status_code}: {r.text[:300]}")
     console.print(f"re-driven: {r.json()['replayed']}")
+
+
+@app.command()
+def demo(
+    clinics: Annotated[int, typer.Option(min=1, max=50, help="clinics in the simulated network")] = 3,
+    clients: Annotated[int, typer.Option(min=10, help="clients across the network")] = 150,
+    weeks: Annotated[int, typer.Option(min=4, max=104, help="simulated weeks")] = 16,
+    seed: Annotated[int, typer.Option(help="simulation seed")] = 42,
+    keep_running: Annotated[bool, typer.Option(help="leave the services up after the report")] = False,
+    summary_json: Annotated[Path | None, typer.Option(help="also write the outcome as JSON here")] = None,
+) -> None:
+    """Run the four services on a simulated clinic network and check the outcome against ground truth."""
+    from attune_cli.demo import run_demo
+
+    interactive = keep_running and os.environ.get("CI", "").lower() not in ("1", "true")
+    outcome = run_demo(
+        clinics=clinics,
+        clients=clients,
+        weeks=weeks,
+        seed=seed,
+        keep_running=interactive,
+        summary_json=summary_json,
+        console=console,
+    )
+    raise typer.Exit(0 if outcome.ok else 1)
+
+
+@app.command()
+def asyncapi(
+    check: Annotated[bool, typer.Option(help="only check the committed files are current")] = False,
+) -> None:
+    """Generate each service's AsyncAPI document into docs/asyncapi/ (FastStream, from the code)."""
+    from attune_cli import asyncapi as docs
+
+    if check:
+        stale = docs.stale()
+        if stale:
+            console.print(f"[red]out of date: {', '.join(stale)}[/] (run `attune asyncapi`)")
+            raise typer.Exit(1)
+        console.print("AsyncAPI documents are current")
+        return
+    for path in docs.write_all():
+        console.print(f"wrote {path.relative_to(ROOT)}")
 
 
 @app.command()
