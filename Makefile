@@ -6,7 +6,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 export UV_LINK_MODE := copy
 
-.PHONY: help setup up down status test test-unit test-integration lint format clean-data
+.PHONY: help setup up down status test test-unit lint format clean-data demo run asyncapi
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -18,6 +18,7 @@ uv-installed:
 setup: uv-installed ## Python environment, Kafka jars and the FerretDB build (idempotent, cached)
 	@uv sync --frozen --quiet
 	@deploy/infra.sh setup
+	@deploy/install-prometheus.sh
 
 up: setup ## start Kafka and FerretDB locally (nothing local when pointed elsewhere)
 	@deploy/infra.sh up
@@ -31,6 +32,15 @@ status: ## what local infrastructure runs
 test: up ## the whole test suite against a real broker and store, then stop them
 	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; deploy/infra.sh down; \
 	  if [ $$rc -eq 0 ]; then echo "make test: all green"; else echo "make test: FAILED (pytest exit $$rc)"; fi; exit $$rc
+
+demo: up ## the whole system on a simulated clinic network, a report, then stop everything
+	@set +e; .venv/bin/attune demo $(DEMO_ARGS); rc=$$?; deploy/infra.sh down; exit $$rc
+
+run: up ## infrastructure and the four services in the foreground; Ctrl-C stops everything
+	@trap 'deploy/infra.sh down' EXIT; .venv/bin/attune run
+
+asyncapi: setup ## regenerate docs/asyncapi/*.json from the services' code
+	@.venv/bin/attune asyncapi
 
 test-unit: setup ## only the fast tests (no infrastructure)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
