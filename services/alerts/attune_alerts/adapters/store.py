@@ -1,0 +1,437 @@
+"""alerts' own MongoDB data (see README "Store design").
+
+- `episodes`: one document per episode: the rules' EpisodeState (as JSON text: its keys contain dots,
+  which FerretDB refuses as field names), the open alert of each rule, context, an optimistic version.
+- `alert_events`: every alert change, once, `_id = "<alert_id>:<sequence>"` plus a unique `cause_key`.
+  Inserting it is the claim of that sequence number: of two writers (consumer, API, escalation sweep,
+  another replica) only one gets it, the other re-reads and retries. It holds the exact event body,
+  so a replay re-publishes the same event, and it is the alert's history.
+- `alerts`: the current state of each alert, projected from `alert_events` (written only forward:
+  `sequence` must grow), for the API and the sweeps.
+- `escalation_claims`, `delivery_claims`: claim-by-insert of one escalation level / one delivery
+  attempt, so two replicas never both do it.
+- `deliveries`: the webhook and e-mail outbox, `audit`: who read or changed what,
+  `clinic_clocks`: the newest event time per clinic (ATTUNE_ALERTS_CLOCK=event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING, ReplaceOne, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from attune_alerts.domain.state import EpisodeState
+from attune_alerts.lifecycle import EpisodeContext, StoredAlert, now_ms
+from attune_shared.events import Alert, AlertEvent
+from attune_shared.mongo import insert_new
+
+
+class ConcurrentUpdate(RuntimeError):
+    """Another writer changed an episode or an alert between our read and write: re-read and retry."""
+
+
+# ---------------------------------------------------------------- episodes
+
+
+@dataclass
+class EpisodeRow:
+    """One episode's rule state and bookkeeping, as loaded (version 0: not stored yet)."""
+
+    ctx: EpisodeContext
+    state: EpisodeState = field(default_factory=EpisodeState)
+    open_alert_ids: dict[str, str] = field(default_factory=dict)
+    version: int = 0
+    partition: int | None = None
+    dirty: bool = False
+
+
+def _episode_doc(row: EpisodeRow) -> dict[str, Any]:
+    state = row.state
+    return {
+        "_id": row.ctx.episode_id,
+        "clinic_id": row.ctx.clinic_id,
+        "client_ref": row.ctx.client_ref,
+        "clinician_id": row.ctx.clinician_id,
+        "partition": row.partition,
+        "state_json": json.dumps(state.to_dict(), separators=(",", ":")),
+        "open_alerts": [{"rule_id": r, "alert_id": a} for r, a in sorted(row.open_alert_ids.items())],
+        # Denormalised for the inactivity sweep's query.
+        "episode_open": state.episode_open,
+        "last_attended_at": state.last_attended_at,
+        "dropout_open": state.alert("engagement.dropout-risk") is not None,
+        "version": row.version + 1,
+        "updated_at": now_ms(),
+    }
+
+
+def _episode_row(doc: Mapping[str, Any]) -> EpisodeRow:
+    return EpisodeRow(
+        ctx=EpisodeContext(doc["_id"], doc["clinic_id"], doc["client_ref"], doc.get("clinician_id")),
+        state=EpisodeState.from_dict(json.loads(doc["state_json"])),
+        open_alert_ids={o["rule_id"]: o["alert_id"] for o in doc.get("open_alerts", [])},
+        version=int(doc["version"]),
+        partition=doc.get("partition"),
+    )
+
+
+# ---------------------------------------------------------------- alerts and their changes
+
+
+def alert_doc(s: StoredAlert) -> dict[str, Any]:
+    """The `alerts` document of an alert."""
+    return {
+        "_id": s.alert_id,
+        **s.alert.model_dump(),
+        "sequence": s.sequence,
+        "origin_event_id": s.origin_event_id,
+        "tracking": dict(s.tracking),
+        "notes": [dict(n) for n in s.notes],
+        "resolved_by": s.resolved_by,
+        "updated_at": now_ms(),
+    }
+
+
+def stored_from_doc(doc: Mapping[str, Any]) -> StoredAlert:
+    """Read back an `alerts` document."""
+    alert = Alert.model_validate({k: doc.get(k) for k in Alert.model_fields})
+    return StoredAlert(
+        alert=alert,
+        sequence=int(doc["sequence"]),
+        origin_event_id=doc["origin_event_id"],
+        tracking=dict(doc.get("tracking") or {}),
+        notes=tuple(doc.get("notes") or ()),
+        resolved_by=doc.get("resolved_by"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    """One alert change: the alert after it, its published event (exact bytes), and why it happened."""
+
+    stored: StoredAlert
+    event_type: str
+    event_id: str
+    body: str
+    cause_key: str
+    origin_event_id: str | None
+    recorded_at: datetime
+    published: bool = False
+
+    @property
+    def record_id(self) -> str:
+        """`<alert_id>:<sequence>`, zero-padded so ids sort by sequence."""
+        return f"{self.stored.alert_id}:{self.stored.sequence:08d}"
+
+
+def make_record(
+    stored: StoredAlert, event: AlertEvent, *, cause: str, origin_event_id: str | None
+) -> ChangeRecord:
+    """The record of a change about to be claimed."""
+    return ChangeRecord(
+        stored=stored,
+        event_type=event.event_type,
+        event_id=event.event_id,
+        body=event.model_dump_json(),
+        cause_key=f"{stored.alert_id}|{cause}",
+        origin_event_id=origin_event_id,
+        recorded_at=now_ms(),
+    )
+
+
+def _record_doc(r: ChangeRecord) -> dict[str, Any]:
+    s = r.stored
+    return {
+        "_id": r.record_id,
+        "alert_id": s.alert_id,
+        "seq": s.sequence,
+        "cause_key": r.cause_key,
+        "origin_event_id": r.origin_event_id,
+        "event_id": r.event_id,
+        "event_type": r.event_type,
+        "body": r.body,
+        "extras": {
+            "origin_event_id": s.origin_event_id,
+            "tracking": dict(s.tracking),
+            "notes": [dict(n) for n in s.notes],
+            "resolved_by": s.resolved_by,
+        },
+        "recorded_at": r.recorded_at,
+        "published_at": None,
+    }
+
+
+def _record(doc: Mapping[str, Any]) -> ChangeRecord:
+    event = AlertEvent.model_validate_json(doc["body"])
+    extras = doc["extras"]
+    stored = StoredAlert(
+        alert=event.alert,
+        sequence=int(doc["seq"]),
+        origin_event_id=extras["origin_event_id"],
+        tracking=dict(extras.get("tracking") or {}),
+        notes=tuple(extras.get("notes") or ()),
+        resolved_by=extras.get("resolved_by"),
+    )
+    return ChangeRecord(
+        stored=stored,
+        event_type=doc["event_type"],
+        event_id=doc["event_id"],
+        body=doc["body"],
+        cause_key=doc["cause_key"],
+        origin_event_id=doc.get("origin_event_id"),
+        recorded_at=doc["recorded_at"],
+        published=doc.get("published_at") is not None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """An alert's newest state: the projection, or a newer change record not projected yet."""
+
+    stored: StoredAlert
+    unprojected: ChangeRecord | None = None
+
+
+class AlertsStore:
+    """Repository over alerts' database."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.db = db
+        self.episodes = db["episodes"]
+        self.alerts = db["alerts"]
+        self.changes = db["alert_events"]
+        self.escalation_claims = db["escalation_claims"]
+        self.deliveries = db["deliveries"]
+        self.delivery_claims = db["delivery_claims"]
+        self.audit_log = db["audit"]
+        self.clocks = db["clinic_clocks"]
+
+    async def ensure_indexes(self) -> None:
+        """Uniqueness of change causes, and the indexes the API, sweeps and outbox query by."""
+        await self.changes.create_index("cause_key", unique=True, name="cause_unique")
+        await self.changes.create_index([("alert_id", 1), ("seq", 1)], name="by_alert")
+        await self.changes.create_index("origin_event_id", name="by_origin")
+        await self.alerts.create_index([("raised_at", DESCENDING), ("_id", DESCENDING)], name="by_time")
+        await self.alerts.create_index(
+            [("clinic_id", 1), ("raised_at", DESCENDING), ("_id", DESCENDING)], name="by_clinic"
+        )
+        await self.alerts.create_index([("status", 1), ("raised_at", DESCENDING)], name="by_status")
+        await self.episodes.create_index([("episode_open", 1), ("partition", 1)], name="by_open")
+        await self.deliveries.create_index([("status", 1), ("next_attempt_at", 1)], name="due")
+        await self.deliveries.create_index("event_id", name="by_event")
+        await self.audit_log.create_index([("at", DESCENDING)], name="by_time")
+        await self.audit_log.create_index("alert_id", name="by_alert")
+
+    # ---------------------------------------------------------------- episodes
+
+    async def load_episodes(self, *, episode_ids: Iterable[str]) -> dict[str, EpisodeRow]:
+        """The stored episodes among these ids (absent ones are new)."""
+        ids = list(dict.fromkeys(episode_ids))
+        if not ids:
+            return {}
+        return {d["_id"]: _episode_row(d) async for d in self.episodes.find({"_id": {"$in": ids}})}
+
+    async def save_episodes(self, *, rows: Sequence[EpisodeRow]) -> None:
+        """Write changed episodes with an optimistic version check; ConcurrentUpdate when one moved."""
+        new = [_episode_doc(r) for r in rows if r.version == 0]
+        old = [r for r in rows if r.version > 0]
+        if new:
+            try:
+                await self.episodes.insert_many(new, ordered=False)
+            except BulkWriteError as exc:
+                raise ConcurrentUpdate("an episode was created concurrently") from exc
+        if old:
+            ops = [ReplaceOne({"_id": r.ctx.episode_id, "version": r.version}, _episode_doc(r)) for r in old]
+            result = await self.episodes.bulk_write(ops, ordered=False)
+            if result.matched_count != len(ops):
+                raise ConcurrentUpdate(f"{len(ops) - result.matched_count} episode(s) changed concurrently")
+        for r in rows:
+            r.version += 1
+            r.dirty = False
+
+    async def inactivity_candidates(self, *, partitions: Iterable[int]) -> list[EpisodeRow]:
+        """Open episodes on these partitions with an attended session and no open dropout alert."""
+        query = {
+            "episode_open": True,
+            "partition": {"$in": list(partitions)},
+            "last_attended_at": {"$ne": None},
+            "dropout_open": False,
+        }
+        return [_episode_row(d) async for d in self.episodes.find(query)]
+
+    # ---------------------------------------------------------------- alert changes
+
+    async def current(self, *, alert_ids: Iterable[str]) -> dict[str, Current]:
+        """Each alert's newest state (from its projection, or a change record newer than it)."""
+        ids = list(dict.fromkeys(alert_ids))
+        if not ids:
+            return {}
+        docs = {d["_id"]: stored_from_doc(d) async for d in self.alerts.find({"_id": {"$in": ids}})}
+        newest: dict[str, int] = {}
+        async for d in self.changes.find({"alert_id": {"$in": ids}}, {"alert_id": 1, "seq": 1}):
+            newest[d["alert_id"]] = max(newest.get(d["alert_id"], 0), int(d["seq"]))
+        ahead = [
+            f"{aid}:{seq:08d}" for aid, seq in newest.items() if aid not in docs or docs[aid].sequence < seq
+        ]
+        out = {aid: Current(s) for aid, s in docs.items()}
+        if ahead:
+            async for d in self.changes.find({"_id": {"$in": ahead}}):
+                rec = _record(d)
+                out[rec.stored.alert_id] = Current(rec.stored, rec)
+        return out
+
+    async def records_for_origins(self, *, origin_event_ids: Iterable[str]) -> dict[str, ChangeRecord]:
+        """Changes already recorded for these input events, by cause_key (a replay reuses them)."""
+        ids = list(dict.fromkeys(origin_event_ids))
+        if not ids:
+            return {}
+        cursor = self.changes.find({"origin_event_id": {"$in": ids}})
+        return {d["cause_key"]: _record(d) async for d in cursor}
+
+    async def record_by_cause(self, *, cause_key: str) -> ChangeRecord | None:
+        """The change recorded for this cause, if any."""
+        doc = await self.changes.find_one({"cause_key": cause_key})
+        return None if doc is None else _record(doc)
+
+    async def claim_changes(self, *, records: Sequence[ChangeRecord]) -> None:
+        """Insert new change records; ConcurrentUpdate when any sequence or cause is taken already."""
+        if not records:
+            return
+        try:
+            await self.changes.insert_many([_record_doc(r) for r in records], ordered=False)
+        except BulkWriteError as exc:
+            raise ConcurrentUpdate(
+                f"{len(exc.details.get('writeErrors', []))} alert change(s) taken"
+            ) from exc
+
+    async def try_claim_change(self, *, record: ChangeRecord) -> bool:
+        """Insert one change record; False when its sequence (or cause) is taken."""
+        try:
+            await self.changes.insert_one(_record_doc(record))
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def mark_published(self, *, record_ids: Sequence[str]) -> None:
+        """Note that these changes' events are on the alerts topic."""
+        if record_ids:
+            await self.changes.update_many(
+                {"_id": {"$in": list(record_ids)}}, {"$set": {"published_at": now_ms()}}
+            )
+
+    async def project(self, *, alerts: Iterable[StoredAlert]) -> None:
+        """Write alerts' current state, forward only (a newer sequence already stored wins)."""
+        # One call per alert: FerretDB's bulk reply to an upsert that hits a duplicate key lacks
+        # fields pymongo needs. The number of alerts one batch touches is small.
+        await asyncio.gather(*(self._project_one(s) for s in alerts))
+
+    async def _project_one(self, s: StoredAlert) -> None:
+        # A duplicate key: the stored alert is already at this sequence or newer.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.alerts.replace_one(
+                {"_id": s.alert_id, "sequence": {"$lt": s.sequence}}, alert_doc(s), upsert=True
+            )
+
+    async def get_alert(self, *, alert_id: str) -> StoredAlert | None:
+        """One alert's projected state."""
+        doc = await self.alerts.find_one({"_id": alert_id})
+        return None if doc is None else stored_from_doc(doc)
+
+    async def list_alerts(self, *, query: Mapping[str, Any], limit: int) -> list[StoredAlert]:
+        """Alerts matching query, newest first (raised_at desc, alert_id desc)."""
+        cursor = self.alerts.find(dict(query)).sort([("raised_at", -1), ("_id", -1)]).limit(limit)
+        return [stored_from_doc(d) async for d in cursor]
+
+    async def unacknowledged(self) -> list[StoredAlert]:
+        """Open alerts nobody has acknowledged: the escalation sweep's work list."""
+        return [stored_from_doc(d) async for d in self.alerts.find({"status": "open"})]
+
+    async def count_unresolved(self) -> dict[str, int]:
+        """Unresolved alerts per severity."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"status": {"$in": ["open", "acknowledged"]}}},
+            {"$group": {"_id": "$severity", "n": {"$sum": 1}}},
+        ]
+        return {d["_id"]: int(d["n"]) async for d in await self.alerts.aggregate(pipeline)}
+
+    # ---------------------------------------------------------------- claims
+
+    async def claim(self, *, collection: str, claim_id: str, **fields: Any) -> bool:
+        """Insert `{_id: claim_id}` into a claims collection; False when someone holds it already."""
+        try:
+            await self.db[collection].insert_one({"_id": claim_id, "claimed_at": now_ms(), **fields})
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def get_claim(self, *, collection: str, claim_id: str) -> dict[str, Any] | None:
+        """A claim document."""
+        return await self.db[collection].find_one({"_id": claim_id})
+
+    async def finish_claim(self, *, collection: str, claim_id: str, outcome: str) -> None:
+        """Mark a claim done (only its holder writes it)."""
+        await self.db[collection].update_one(
+            {"_id": claim_id}, {"$set": {"done_at": now_ms(), "outcome": outcome}}
+        )
+
+    # ---------------------------------------------------------------- outbox
+
+    async def add_deliveries(self, *, docs: Sequence[dict[str, Any]]) -> int:
+        """Queue deliveries (a replay re-derives the same _id: no duplicate)."""
+        inserted, _ = await insert_new(self.deliveries, docs)
+        return inserted
+
+    async def due_deliveries(
+        self, *, now: datetime, limit: int, exclude: Iterable[str]
+    ) -> list[dict[str, Any]]:
+        """Pending deliveries whose next attempt is due, oldest first."""
+        query: dict[str, Any] = {"status": "pending", "next_attempt_at": {"$lte": now}}
+        skip = list(exclude)
+        if skip:
+            query["_id"] = {"$nin": skip}
+        cursor = self.deliveries.find(query).sort("next_attempt_at", 1).limit(limit)
+        return [d async for d in cursor]
+
+    async def record_attempt(
+        self, *, delivery_id: str, attempt: Mapping[str, Any], status: str, next_attempt_at: datetime | None
+    ) -> None:
+        """Append one attempt and move the delivery on (only the holder of that attempt's claim writes)."""
+        changes: dict[str, Any] = {
+            "attempt_count": attempt["n"],
+            "status": status,
+            "next_attempt_at": next_attempt_at,
+            "updated_at": now_ms(),
+        }
+        if status == "delivered":
+            changes["delivered_at"] = attempt["at"]
+        elif status == "dead":
+            changes["dead_at"] = attempt["at"]
+        await self.deliveries.update_one(
+            {"_id": delivery_id}, {"$push": {"attempts": dict(attempt)}, "$set": changes}
+        )
+
+    # ---------------------------------------------------------------- audit and clocks
+
+    async def audit(self, *, entry: Mapping[str, Any]) -> None:
+        """Record one API read or change."""
+        await self.audit_log.insert_one(dict(entry))
+
+    async def clinic_clocks(self, *, clinic_ids: Iterable[str]) -> dict[str, datetime]:
+        """The newest event time seen per clinic."""
+        ids = list(dict.fromkeys(clinic_ids))
+        if not ids:
+            return {}
+        return {d["_id"]: d["newest"] async for d in self.clocks.find({"_id": {"$in": ids}})}
+
+    async def advance_clocks(self, *, newest: Mapping[str, datetime]) -> None:
+        """Move clinics' clocks forward (never back)."""
+        ops = [UpdateOne({"_id": c}, {"$max": {"newest": t}}, upsert=True) for c, t in newest.items()]
+        if ops:
+            await self.clocks.bulk_write(ops, ordered=False)
