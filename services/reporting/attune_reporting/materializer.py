@@ -1,0 +1,242 @@
+"""The materializer: recomputes dirty episodes and cells from the facts and stores the read model.
+
+It runs at the end of every batch (after the batch's facts and marks are durable), from a periodic
+sweep (marks left by a crash or by another replica), and on demand (rebuild). One run at a time
+per data database: a lease in the `locks` collection (insert wins; expired leases are broken).
+Because every cell is recomputed from all of its facts, a replayed or duplicated input can never
+double a count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from attune_reporting import metrics
+from attune_reporting.adapters.codec import Bits, decode_parts, encode_parts
+from attune_reporting.adapters.store import ConcurrentUpdate, LockLost, Mark, ReportingStore
+from attune_reporting.domain.cells import ALL, Cell, Part, build_cell, cell_clients
+from attune_reporting.domain.episodes import EpisodeSummary, summarize
+from attune_reporting.domain.facts import AlertFact, CareFact, MeasureFact
+from attune_reporting.domain.figures import figures, total
+from attune_reporting.domain.months import month_of, shift
+from attune_reporting.settings import ReportingSettings
+from attune_shared.logging import get_logger
+
+log = get_logger("attune_reporting.materializer")
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class RunResult:
+    """What one materializer run did."""
+
+    marks: int = 0
+    clinics: set[str] = field(default_factory=set)
+    cells: int = 0
+    episodes: int = 0
+
+
+class _Facts:
+    """Facts of one clinic's cells, each read at most once per run."""
+
+    def __init__(self, store: ReportingStore, clinic_id: str) -> None:
+        self.store, self.clinic_id = store, clinic_id
+        self._cells: dict[str, tuple[list[CareFact], list[MeasureFact], list[AlertFact]]] = {}
+
+    async def get(self, month: str) -> tuple[list[CareFact], list[MeasureFact], list[AlertFact]]:
+        if month not in self._cells:
+            self._cells[month] = await self.store.cell_facts(clinic_id=self.clinic_id, month=month)
+        return self._cells[month]
+
+
+def _affected(old: EpisodeSummary | None, new: EpisodeSummary | None) -> set[str]:
+    """Cells whose figures depend on what changed between two summaries of one episode."""
+    months = {m for ep in (old, new) if ep for m in (ep.opened_month, ep.closed_month) if m}
+    if (old.appointments if old else ()) != (new.appointments if new else ()):
+        # Appointment modalities are borrowed by measures and cancellations in any of its months.
+        months |= {m for ep in (old, new) if ep for m in ep.months}
+    return months
+
+
+def network_parts(cell: Cell[Any]) -> dict[str, Part[Any]]:
+    """The parts the network report needs (no per-clinician breakdown)."""
+    return {k: p for k, p in cell.parts.items() if not k.startswith("clinician:")}
+
+
+class Materializer:
+    """Recomputes dirty cells; one instance per process, serialised locally and by the store's lease."""
+
+    def __init__(self, settings: ReportingSettings) -> None:
+        self.settings = settings
+        self.owner = uuid.uuid4().hex
+        self._local = asyncio.Lock()
+
+    async def run(self, store: ReportingStore, progress: Progress | None = None) -> RunResult:
+        """Process every pending mark; returns once none is left (waits for another holder's lease)."""
+        lease = self.settings.attune_reporting_lock_lease_s
+        result = RunResult()
+        started = time.monotonic()
+        async with self._local:
+            await self._acquire(store, lease)
+            try:
+                while True:
+                    marks = await store.marks(limit=1000)
+                    if not marks:
+                        break
+                    await self._apply(store, marks, result, progress)
+                    await store.clear(mark_ids=[m.mark_id for m in marks])
+                    result.marks += len(marks)
+            finally:
+                await store.unlock(owner=self.owner)
+        if result.marks:
+            metrics.MATERIALIZE_SECONDS.observe(time.monotonic() - started)
+            log.info(
+                "materialized",
+                marks=result.marks,
+                clinics=len(result.clinics),
+                cells=result.cells,
+                episodes=result.episodes,
+                database=store.name,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+        return result
+
+    async def _acquire(self, store: ReportingStore, lease: float) -> None:
+        """Wait for the lease: another replica's run (or the rebuild's) finishes our marks with its own."""
+        while True:
+            if await store.try_lock(owner=self.owner, lease_s=lease):
+                return
+            await asyncio.sleep(0.05)
+
+    async def _apply(
+        self, store: ReportingStore, marks: Iterable[Mark], result: RunResult, progress: Progress | None
+    ) -> None:
+        months: dict[str, set[str]] = {}
+        episodes: dict[str, dict[str, set[str]]] = {}
+        for m in marks:
+            months.setdefault(m.clinic_id, set()).update(m.months)
+            per_clinic = episodes.setdefault(m.clinic_id, {})
+            for episode_id, month in m.episodes:
+                per_clinic.setdefault(episode_id, set()).add(month)
+        clinics = sorted(months)
+        for i, clinic_id in enumerate(clinics):
+            await self._clinic(store, clinic_id, months[clinic_id], episodes.get(clinic_id, {}), result)
+            await store.renew_lock(owner=self.owner, lease_s=self.settings.attune_reporting_lock_lease_s)
+            if progress is not None:
+                progress(i + 1, len(clinics))
+
+    async def _clinic(
+        self,
+        store: ReportingStore,
+        clinic_id: str,
+        months: set[str],
+        dirty_episodes: dict[str, set[str]],
+        result: RunResult,
+    ) -> None:
+        facts = _Facts(store, clinic_id)
+        summaries = await store.episodes(clinic_id=clinic_id)
+        cells = set(months)
+        changed: list[EpisodeSummary] = []
+        removed: list[str] = []
+        for episode_id in sorted(dirty_episodes):
+            old = summaries.get(episode_id)
+            care: list[CareFact] = []
+            measures: list[MeasureFact] = []
+            for month in sorted(dirty_episodes[episode_id] | set(old.months if old else ())):
+                c, m, _ = await facts.get(month)
+                care += [f for f in c if f.episode_id == episode_id]
+                measures += [f for f in m if f.episode_id == episode_id]
+            new = summarize(episode_id, care, measures)
+            if new == old:
+                continue
+            cells |= _affected(old, new)
+            if new is None:
+                removed.append(episode_id)
+                summaries.pop(episode_id, None)
+            else:
+                changed.append(new)
+                summaries[episode_id] = new
+        await store.save_episodes(clinic_id=clinic_id, changed=changed, removed=removed)
+
+        built = []
+        for month in sorted(cells):
+            c, m, a = await facts.get(month)
+            built.append(build_cell(clinic_id, month, care=c, measures=m, alerts=a, episodes=summaries))
+        index = await store.client_index(clinic_id=clinic_id)
+        stored = len(index)
+        if index.add(ref for cell in built for ref in cell_clients(cell)):
+            await store.save_client_index(clinic_id=clinic_id, index=index, stored=stored)
+        for cell in built:
+            await store.write_cell(
+                clinic_id=clinic_id,
+                month=cell.month,
+                body=encode_parts(cell.parts, index),
+                network_body=encode_parts(network_parts(cell), index),
+            )
+        result.clinics.add(clinic_id)
+        result.cells += len(built)
+        result.episodes += len(changed) + len(removed)
+        metrics.CELLS_MATERIALIZED.inc(len(built))
+        metrics.EPISODES_RECOMPUTED.inc(len(changed) + len(removed))
+        bodies = await store.clinic_bodies(clinic_id=clinic_id)
+        set_gauges(clinic_id, [(month, decode_parts(body)) for month, body in bodies])
+
+    async def sweep_forever(self, stores: Callable[[], Any]) -> None:
+        """Run periodically: marks left by a crash or another replica, and gauge refreshes."""
+        interval = self.settings.attune_reporting_sweep_interval_s
+        refresh = self.settings.attune_reporting_gauge_refresh_s
+        last_refresh = 0.0
+        while True:
+            try:
+                store: ReportingStore = await stores()
+                if await store.pending():
+                    await self.run(store)
+                if time.monotonic() - last_refresh >= refresh:
+                    await refresh_gauges(store)
+                    last_refresh = time.monotonic()
+            except (ConcurrentUpdate, LockLost) as exc:
+                log.warning("materializer_retry", error=str(exc))
+            except Exception as exc:  # the sweep must outlive a store outage
+                log.warning("materializer_sweep_failed", error=type(exc).__name__, detail=str(exc)[:200])
+            await asyncio.sleep(interval)
+
+
+def _set(gauge: Any, clinic_id: str, value: float | int | None) -> None:
+    if value is None:
+        with contextlib.suppress(KeyError):  # never set, or already removed
+            gauge.remove(clinic_id)
+    else:
+        gauge.labels(clinic_id).set(value)
+
+
+def set_gauges(
+    clinic_id: str, months: list[tuple[str, dict[str, Part[Bits]]]], now: datetime | None = None
+) -> None:
+    """The clinic's gauges from its materialized months."""
+    current = month_of(now or datetime.now(UTC))
+    since = shift(current, -11)
+    alls = [(month, parts[ALL]) for month, parts in sorted(months) if ALL in parts]
+    everything = figures(total((clinic_id, p) for _, p in alls))
+    this_month = figures(total((clinic_id, p) for month, p in alls if month == current))
+    last_year = figures(total((clinic_id, p) for month, p in alls if since <= month <= current))
+    _set(metrics.OPEN_ALERTS, clinic_id, everything["alerts_open"])
+    _set(metrics.ATTENDANCE_RATE, clinic_id, this_month["attendance_rate"])
+    _set(metrics.ALLIANCE_MEAN, clinic_id, this_month["wai_sr_mean"])
+    _set(metrics.REPAIR_RATE, clinic_id, last_year["repair_rate"])
+
+
+async def refresh_gauges(store: ReportingStore) -> None:
+    """Every clinic's gauges (the current month moves on even when no input arrives)."""
+    bodies = await store.network_bodies(first="0000-01", last="9999-12")
+    by_clinic: dict[str, list[tuple[str, dict[str, Part[Bits]]]]] = {}
+    for clinic_id, month, body in bodies:
+        by_clinic.setdefault(clinic_id, []).append((month, decode_parts(body)))
+    for clinic_id, months in by_clinic.items():
+        set_gauges(clinic_id, months)

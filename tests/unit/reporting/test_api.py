@@ -1,0 +1,184 @@
+"""The report endpoints without I/O: roles (401/403), suppression for ops, CSV equal to JSON row for row."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from attune_reporting.domain.cells import Cell
+from attune_reporting.domain.figures import COLUMN_NAMES
+from attune_reporting.domain.ledger import Ledger
+from attune_reporting.domain.render import csv_value
+from attune_reporting.handlers import report_settings, report_source, router
+from attune_reporting.materializer import network_parts
+from attune_reporting.settings import ReportingSettings
+from attune_shared.auth import TokenStore
+from attune_shared.settings import DEV_TOKENS_FILE
+from tests.unit.reporting.scenario import N, S, build
+
+RANGE = {"from": "2026-01", "to": "2026-02"}
+OPS = {"Authorization": "Bearer dev-ops"}
+LEAD_NORTH = {"Authorization": "Bearer dev-lead-north"}
+LEAD_SOUTH = {"Authorization": "Bearer dev-lead-south"}
+ADMIN = {"Authorization": "Bearer dev-admin"}
+EHR = {"Authorization": "Bearer dev-ehr-north"}
+
+
+class MemorySource:
+    """Cells from an in-memory fold, cut the way the store serves them."""
+
+    def __init__(self, cells: list[Cell[Any]]) -> None:
+        self.cells = cells
+
+    async def clinic_cells(self, clinic_id: str, months: Sequence[str]) -> list[Cell[Any]]:
+        return [c for c in self.cells if c.clinic_id == clinic_id and c.month in months]
+
+    async def network_cells(self, months: Sequence[str]) -> list[Cell[Any]]:
+        return [Cell(c.clinic_id, c.month, network_parts(c)) for c in self.cells if c.month in months]
+
+
+@pytest.fixture(scope="module")
+def app() -> FastAPI:
+    ledger = Ledger()
+    ledger.fold_all(build())
+    source = MemorySource(ledger.cells())
+    settings = ReportingSettings(attune_min_cell_size=5)
+    app = FastAPI()
+    app.include_router(router)
+    app.state.tokens = TokenStore.load(DEV_TOKENS_FILE)
+    app.dependency_overrides[report_source] = lambda: source
+    app.dependency_overrides[report_settings] = lambda: settings
+    return app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://reporting") as c:
+        yield c
+
+
+async def get(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None, **params: str
+) -> Any:
+    return await client.get(path, params={**RANGE, **params}, headers=headers or {})
+
+
+async def test_no_token_or_a_bad_token_is_401(client: httpx.AsyncClient) -> None:
+    for path in (f"/v1/reports/clinics/{N}", "/v1/reports/network"):
+        assert (await get(client, path)).status_code == 401
+        assert (await get(client, path, {"Authorization": "Bearer nope"})).status_code == 401
+        assert (await get(client, path, {"Authorization": "Basic dev-ops"})).status_code == 401
+
+
+async def test_an_ehr_token_may_not_read_reports(client: httpx.AsyncClient) -> None:
+    assert (await get(client, f"/v1/reports/clinics/{N}", EHR)).status_code == 403
+    assert (await get(client, "/v1/reports/network", EHR)).status_code == 403
+
+
+async def test_a_lead_of_one_clinic_gets_403_for_another(client: httpx.AsyncClient) -> None:
+    assert (await get(client, f"/v1/reports/clinics/{S}", LEAD_NORTH)).status_code == 403
+    assert (await get(client, f"/v1/reports/clinics/{N}", LEAD_SOUTH)).status_code == 403
+    assert (await get(client, f"/v1/reports/clinics/{N}", LEAD_NORTH)).status_code == 200
+
+
+async def test_ops_never_gets_clinician_rows(client: httpx.AsyncClient) -> None:
+    assert (await get(client, f"/v1/reports/clinics/{N}", OPS, by="clinician")).status_code == 403
+    for by in ("month", "modality"):
+        body = (await get(client, f"/v1/reports/clinics/{N}", OPS, by=by)).json()
+        assert all(r["clinician_id"] is None for r in body["rows"])
+    for by in ("clinic", "modality", "month"):
+        body = (await get(client, "/v1/reports/network", OPS, by=by)).json()
+        assert all(r["clinician_id"] is None for r in body["rows"])
+
+
+async def test_a_lead_sees_its_clinicians(client: httpx.AsyncClient) -> None:
+    body = (await get(client, f"/v1/reports/clinics/{N}", LEAD_NORTH, by="clinician")).json()
+    assert [r["clinician_id"] for r in body["rows"]] == ["c-1", "c-2", "unassigned", None]
+    assert body["suppression"] == {"applied": False, "min_cell_size": None}
+    assert not any(r["suppressed"] for r in body["rows"])
+
+
+async def test_a_cell_from_four_clients_is_null_and_suppressed_for_ops_only(
+    client: httpx.AsyncClient,
+) -> None:
+    # January at north-01: sessions of clients A, B, C and E only (4 < 5).
+    ops = (await get(client, f"/v1/reports/clinics/{N}", OPS, by="month")).json()
+    january = ops["rows"][0]
+    assert january["month"] == "2026-01"
+    assert january["sessions_attended"] is None and january["attendance_rate"] is None
+    assert january["suppressed"] is True
+    assert "sessions_attended" in january["suppressed_columns"]
+    # February's sessions come from 5 clients (A B C D E): shown to ops too.
+    february = ops["rows"][1]
+    assert february["sessions_attended"] == 6 and "sessions_attended" not in february["suppressed_columns"]
+    assert ops["suppression"] == {"applied": True, "min_cell_size": 5}
+    lead = (await get(client, f"/v1/reports/clinics/{N}", LEAD_NORTH, by="month")).json()
+    assert lead["rows"][0]["sessions_attended"] == 8
+    assert lead["rows"][0]["attendance_rate"] == 0.8
+    assert lead["rows"][0]["suppressed"] is False
+
+
+async def test_ops_network_report_suppresses_the_one_client_clinic(client: httpx.AsyncClient) -> None:
+    rows = (await get(client, "/v1/reports/network", OPS)).json()["rows"]
+    south = next(r for r in rows if r["clinic_id"] == S)
+    assert south["sessions_attended"] is None and south["active_clients"] is None and south["suppressed"]
+    admin = (await get(client, "/v1/reports/network", ADMIN)).json()["rows"]
+    assert next(r for r in admin if r["clinic_id"] == S)["sessions_attended"] == 1
+
+
+async def test_a_lead_network_report_is_restricted_to_its_clinics(client: httpx.AsyncClient) -> None:
+    body = (await get(client, "/v1/reports/network", LEAD_SOUTH)).json()
+    assert body["clinics"] == [S]
+    assert [r["clinic_id"] for r in body["rows"]] == [S, None]
+    assert body["rows"][-1]["sessions_attended"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "by"),
+    [
+        (f"/v1/reports/clinics/{N}", LEAD_NORTH, "clinician"),
+        (f"/v1/reports/clinics/{N}", OPS, "month"),
+        (f"/v1/reports/clinics/{N}", ADMIN, "modality"),
+        ("/v1/reports/network", OPS, "clinic"),
+        ("/v1/reports/network", ADMIN, "month"),
+    ],
+)
+async def test_csv_and_json_agree_row_for_row(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], by: str
+) -> None:
+    body = (await get(client, path, headers, by=by)).json()
+    by_param = await get(client, path, headers, by=by, format="csv")
+    by_accept = await get(client, path, {**headers, "Accept": "text/csv"}, by=by)
+    assert by_param.text == by_accept.text
+    assert by_param.headers["content-type"].startswith("text/csv")
+    lines = list(csv.reader(io.StringIO(by_param.text)))
+    assert lines[0] == list(COLUMN_NAMES) == body["columns"]
+    assert len(lines) - 1 == len(body["rows"])
+    for line, row in zip(lines[1:], body["rows"], strict=True):
+        assert list(row) == list(COLUMN_NAMES)
+        assert line == [csv_value(row[c]) for c in COLUMN_NAMES]
+
+
+async def test_month_parameters_are_checked(client: httpx.AsyncClient) -> None:
+    assert (await get(client, f"/v1/reports/clinics/{N}", ADMIN, **{"from": "2026-13"})).status_code == 422
+    assert (
+        await get(client, f"/v1/reports/clinics/{N}", ADMIN, **{"from": "2026-03", "to": "2026-01"})
+    ).status_code == 400
+    assert (await get(client, f"/v1/reports/clinics/{N}", ADMIN, by="clinic")).status_code == 422
+    assert (await get(client, "/v1/reports/network", ADMIN, by="clinician")).status_code == 422
+    wide = await get(client, f"/v1/reports/clinics/{N}", ADMIN, **{"from": "2000-01", "to": "2026-01"})
+    assert wide.status_code == 400  # over ATTUNE_REPORTING_MAX_MONTHS
+
+
+async def test_the_range_defaults_to_the_last_twelve_months(client: httpx.AsyncClient) -> None:
+    body = (await client.get(f"/v1/reports/clinics/{N}", headers=ADMIN)).json()
+    months = [r["month"] for r in body["rows"][:-1]]
+    assert len(months) == 12 and months == sorted(months)
+    assert (body["from"], body["to"]) == (months[0], months[-1])
