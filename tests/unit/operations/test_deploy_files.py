@@ -1,0 +1,277 @@
+"""deploy/compose.yaml, deploy/k8s/ and deploy/Dockerfile agree with the services they run.
+
+Images, ports, environment variable names and probe paths are checked against the services'
+settings classes (field names are the variables, defaults give the ports), their entry points,
+consumer groups and topics (from create_app, which builds no client), and the runtime's routes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from typing import Any
+
+import pytest
+
+from tests.unit.operations import opsfiles as ops
+
+KEDA_TOPICS = {
+    "intake": {"ehr.events.v1"},
+    "measures": {"clinic.responses.v1"},
+    "alerts": {"clinic.measures.v1", "clinic.care.v1"},
+    "reporting": {"clinic.care.v1", "clinic.measures.v1", "clinic.alerts.v1"},
+}
+SECRET_VARS = {"ATTUNE_PSEUDONYM_KEY", "KAFKA_SASL_PASSWORD", "MONGODB_URI"}
+
+
+def _runtime_paths() -> set[str]:
+    """The operations endpoints every service serves (from the shared runtime's routes)."""
+    from attune_intake.app import create_app
+
+    return {getattr(r, "path", "") for r in create_app().routes}
+
+
+def _service_wiring(service: str) -> tuple[str, set[str]]:
+    """(consumer group, topics) as the service's create_app wires them (no network)."""
+    app = importlib.import_module(f"attune_{service}.app").create_app()
+    svc = app.state.service
+    return svc.group_id, set(svc.topics)
+
+
+def _image_service(image: str) -> str | None:
+    """attune-<service>[:tag] (any registry) -> service."""
+    m = re.search(r"(?:^|/)attune-([a-z]+)(?::[^/]+)?$", image)
+    return m.group(1) if m else None
+
+
+def _probe_path(check: dict[str, Any]) -> tuple[int, str]:
+    """Port and path of a compose healthcheck that opens http://127.0.0.1:PORT/PATH."""
+    text = " ".join(check["test"]) if isinstance(check["test"], list) else check["test"]
+    m = re.search(r"http://127\.0\.0\.1:(\d+)(/[a-z]+)", text)
+    assert m, text
+    return int(m.group(1)), m.group(2)
+
+
+# --------------------------------------------------------------------------- compose
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return ops.load_yaml(ops.COMPOSE)
+
+
+def test_compose_runs_the_infrastructure_production_like(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    brokers = [s for n, s in services.items() if n.startswith("kafka-")]
+    assert len(brokers) == 3
+    for broker in brokers:
+        assert broker["image"].startswith("apache/kafka:")
+        assert broker["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert broker["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"].count("@") == 3
+        assert broker["environment"]["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+    assert sorted({b["environment"]["KAFKA_NODE_ID"] for b in brokers}) == ["1", "2", "3"]
+    mongos = [s for n, s in services.items() if re.fullmatch(r"mongo-\d", n)]
+    assert len(mongos) == 3 and all("--replSet" in m["command"] for m in mongos)
+    assert "rs.initiate" in " ".join(services["mongo-init"]["entrypoint"])
+    assert services["topics"]["entrypoint"][-2:] == ["--replication", "3"]
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert services["grafana"]["image"].startswith("grafana/grafana:")
+    assert "prometheus.compose.yml" in " ".join(services["prometheus"]["command"])
+
+
+@pytest.mark.parametrize("service", ops.SERVICES)
+def test_compose_service_matches_its_settings(compose: dict[str, Any], service: str) -> None:
+    spec = compose["services"][service]
+    port = ops.default_port(service)
+    assert _image_service(spec["image"]) == service
+    assert spec["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert spec["build"]["args"] == {"SERVICE": service, "PORT": str(port)}
+    assert spec["deploy"]["replicas"] == 2
+    assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
+    env = spec["environment"]
+    unknown = set(env) - ops.env_names(ops.settings_class(service))
+    assert not unknown, f"{service}: variables its settings do not read: {sorted(unknown)}"
+    assert env["ATTUNE_HTTP_PORT"] == str(port)
+    assert env["ATTUNE_HTTP_HOST"] == "0.0.0.0"
+    assert env["ATTUNE_ENV"] == "production"
+    assert spec["expose"] == [str(port)]
+    probe_port, path = _probe_path(spec["healthcheck"])
+    assert (probe_port, path) == (port, "/readyz")
+    assert path in _runtime_paths()
+    deps = spec["depends_on"]
+    assert deps["topics"]["condition"] == deps["mongo-init"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_topics_job_uses_only_known_settings(compose: dict[str, Any]) -> None:
+    job = compose["services"]["topics"]
+    assert set(job["environment"]) <= ops.env_names(ops.settings_class("intake"))
+    assert _image_service(job["image"]) == "intake"
+
+
+def test_compose_mounts_match_the_prometheus_and_grafana_files(compose: dict[str, Any]) -> None:
+    prom = compose["services"]["prometheus"]["volumes"]
+    assert "./prometheus:/etc/prometheus:ro" in prom
+    assert (ops.PROMETHEUS / "prometheus.compose.yml").exists()
+    graf = compose["services"]["grafana"]["volumes"]
+    provider = ops.load_yaml(ops.DEPLOY / "grafana" / "provisioning" / "dashboards" / "attune.yaml")
+    dash_dir = provider["providers"][0]["options"]["path"]
+    assert f"./grafana/dashboards:{dash_dir}:ro" in graf
+    assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in graf
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+
+@pytest.fixture(scope="module")
+def k8s() -> dict[tuple[str, str], dict[str, Any]]:
+    docs = {}
+    for path in ops.K8S:
+        for doc in ops.load_yaml_all(path):
+            assert "kind" in doc and "apiVersion" in doc, path
+            key = (doc["kind"], doc.get("metadata", {}).get("name", ""))
+            assert key not in docs, f"{key} defined twice"
+            docs[key] = doc
+    return docs
+
+
+def test_kustomization_lists_every_manifest(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    kust = k8s[("Kustomization", "")]
+    listed = set(kust["resources"])
+    on_disk = {p.name for p in ops.K8S} - {"kustomization.yaml"}
+    assert listed == on_disk
+    assert {i["name"] for i in kust["images"]} == {f"attune-{s}" for s in ops.SERVICES}
+
+
+def test_configmap_holds_only_known_non_secret_settings(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    data = k8s[("ConfigMap", "attune-config")]["data"]
+    base = ops.env_names(ops.settings_class("intake").__mro__[1])  # ServiceSettings
+    assert set(data) <= base, sorted(set(data) - base)
+    assert not set(data) & SECRET_VARS
+    assert data["ATTUNE_ENV"] == "production"
+    assert data["ATTUNE_HTTP_HOST"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize("service", ops.SERVICES)
+def test_deployment_matches_its_settings_and_endpoints(
+    k8s: dict[tuple[str, str], dict[str, Any]], service: str
+) -> None:
+    dep = k8s[("Deployment", service)]
+    port = ops.default_port(service)
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["enableServiceLinks"] is False
+    (container,) = pod["containers"]
+    assert _image_service(container["image"]) == service
+    assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True
+    assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    # environment: every name is a setting of this service; secrets come from Secrets only
+    names = ops.env_names(ops.settings_class(service))
+    env = {e["name"]: e for e in container["env"]}
+    assert set(env) <= names, sorted(set(env) - names)
+    assert env["ATTUNE_HTTP_PORT"]["value"] == str(port)
+    for var in SECRET_VARS:
+        assert env[var]["valueFrom"]["secretKeyRef"]["name"] == "attune-secrets", var
+    assert container["envFrom"] == [{"configMapRef": {"name": "attune-config"}}]
+    tokens_file = env["ATTUNE_TOKENS_FILE"]["value"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert tokens_file.startswith(mounts["tokens"]["mountPath"] + "/")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tokens"]["secret"]["secretName"] == "attune-tokens"
+    assert mounts["tmp"]["mountPath"] == "/tmp" and "emptyDir" in volumes["tmp"]
+    # probes: readiness on /readyz, liveness (and start-up) on /healthz, on the http port
+    paths = _runtime_paths()
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert {"/readyz", "/healthz", "/metrics"} <= paths
+    ann = dep["spec"]["template"]["metadata"]["annotations"]
+    assert ann["prometheus.io/port"] == str(port) and ann["prometheus.io/path"] == "/metrics"
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == service and labels["app.kubernetes.io/part-of"] == "attune"
+
+
+@pytest.mark.parametrize("service", ops.SERVICES)
+def test_service_and_disruption_budget_select_the_pods(
+    k8s: dict[tuple[str, str], dict[str, Any]], service: str
+) -> None:
+    pod_labels = k8s[("Deployment", service)]["spec"]["template"]["metadata"]["labels"]
+    svc = k8s[("Service", service)]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    assert svc["spec"]["ports"] == [
+        {"name": "http", "port": ops.default_port(service), "targetPort": "http", "protocol": "TCP"}
+    ]
+    pdb = k8s[("PodDisruptionBudget", service)]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["spec"]["minAvailable"] == 1
+
+
+@pytest.mark.parametrize("service", ops.SERVICES)
+def test_scaled_object_scales_on_the_services_own_group_and_topics(
+    k8s: dict[tuple[str, str], dict[str, Any]], service: str
+) -> None:
+    so = k8s[("ScaledObject", service)]
+    assert so["spec"]["scaleTargetRef"]["name"] == service
+    assert so["spec"]["minReplicaCount"] >= 2
+    from attune_shared.kafka_admin import TOPICS
+
+    triggers = so["spec"]["triggers"]
+    assert all(t["type"] == "kafka" for t in triggers)
+    # the CRD types trigger metadata as a map of strings: "500", "false", never 500 or false
+    assert all(isinstance(v, str) for t in triggers for v in t["metadata"].values())
+    assert {t["metadata"]["consumerGroup"] for t in triggers} == {f"attune-{service}"}
+    topics = {t["metadata"]["topic"] for t in triggers}
+    assert topics == KEDA_TOPICS[service]
+    assert so["spec"]["maxReplicaCount"] <= min(TOPICS[t] for t in topics)
+    # what the service really subscribes to, as its composition root wires it (no prefix here)
+    group, consumed = _service_wiring(service)
+    assert (group, consumed) == (f"attune-{service}", topics)
+    boot = k8s[("ConfigMap", "attune-config")]["data"]["KAFKA_BOOTSTRAP_SERVERS"]
+    for t in triggers:
+        assert t["metadata"]["bootstrapServers"] == boot
+        assert t["authenticationRef"]["name"] in {n for k, n in k8s if k == "TriggerAuthentication"}
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+def test_dockerfile_builds_any_service_as_a_non_root_user() -> None:
+    text = ops.DOCKERFILE.read_text()
+    assert re.search(r"^FROM .+ AS build$", text, flags=re.M) and re.search(
+        r"^FROM .+ AS runtime$", text, flags=re.M
+    )
+    assert "ARG SERVICE=intake" in text
+    assert 'uv sync --frozen --no-dev --package "attune-${SERVICE}"' in text
+    assert 'ln -s "/app/.venv/bin/attune-${SERVICE}" /app/.venv/bin/attune-service' in text
+    assert 'ENTRYPOINT ["/app/.venv/bin/attune-service"]' in text
+    (user,) = re.findall(r"^USER (\S+)$", text, flags=re.M)
+    assert user.split(":")[0] not in ("root", "0") and user.split(":")[0].isdigit()
+    assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", text, flags=re.M)
+    # every image environment variable is a setting
+    env_block = re.search(r"^ENV PATH=.*?(?=\n\n)", text, flags=re.M | re.S)
+    assert env_block
+    names = set(re.findall(r"(ATTUNE_[A-Z_]+|KAFKA_[A-Z_]+|MONGODB_[A-Z_]+)=", env_block.group(0)))
+    assert names and names <= ops.env_names(ops.settings_class("intake").__mro__[1])
+    # the PORT check in the build covers exactly the services' default ports
+    pairs = set(re.findall(r"([a-z]+):(\d{4})", text.split("RUN case", 1)[1].split("esac", 1)[0]))
+    assert pairs == {(s, str(ops.default_port(s))) for s in ops.SERVICES}
+
+
+@pytest.mark.parametrize("service", ops.SERVICES)
+def test_each_service_has_the_entry_point_the_image_runs(service: str) -> None:
+    pyproject = tomllib.loads((ops.ROOT / "services" / service / "pyproject.toml").read_text())
+    target = pyproject["project"]["scripts"][f"attune-{service}"]
+    module, func = target.split(":")
+    assert callable(getattr(importlib.import_module(module), func))
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out_of_the_context() -> None:
+    lines = {ln.strip() for ln in (ops.ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".venv", ".cache", "var", "deploy", "tests"} <= lines
+    # what the Dockerfile copies is not ignored
+    for copied in re.findall(r"^COPY (?!--from)(\S+)", ops.DOCKERFILE.read_text(), flags=re.M):
+        top = copied.rstrip("/").split("/")[0]
+        assert top not in lines, copied
