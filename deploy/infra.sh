@@ -7,6 +7,7 @@
 #   deploy/infra.sh down     stop both, leave no process behind
 #   deploy/infra.sh status   say what runs
 #   deploy/infra.sh reset    down, then delete the local data (var/)
+#   deploy/infra.sh stop kafka|ferretdb, start kafka|ferretdb   one component (fault injection)
 #
 # When KAFKA_BOOTSTRAP_SERVERS or MONGODB_URI point anywhere but the local defaults, the matching
 # local server is neither started nor stopped: that is how Attune runs against production clusters.
@@ -140,10 +141,22 @@ case "$cmd" in
     kafka_is_local && stop_one kafka
     mongo_is_local && stop_one ferretdb
     true ;;
+  start)
+    # One local component only (the fault-injection tests restart the broker or the store alone).
+    case "${2:-}" in
+      kafka) start_kafka; "$ROOT/.venv/bin/python" "$ROOT/deploy/wait_ready.py" --kafka "$LOCAL_KAFKA" --timeout "${ATTUNE_READY_TIMEOUT:-90}" ;;
+      ferretdb) start_ferretdb; "$ROOT/.venv/bin/python" "$ROOT/deploy/wait_ready.py" --mongo "$LOCAL_MONGO" --timeout "${ATTUNE_READY_TIMEOUT:-90}" ;;
+      *) echo "usage: $0 start kafka|ferretdb" >&2; exit 2 ;;
+    esac ;;
+  stop)
+    case "${2:-}" in
+      kafka|ferretdb) stop_one "$2" ;;
+      *) echo "usage: $0 stop kafka|ferretdb" >&2; exit 2 ;;
+    esac ;;
   status)
     for n in kafka ferretdb; do
       if pid_alive "$RUN/$n.pid"; then say "$n: running (pid $(cat "$RUN/$n.pid"))"; else say "$n: stopped"; fi
     done ;;
   reset) "$0" down; rm -rf "$RUN"; say "local data removed ($RUN)" ;;
-  *) echo "usage: $0 setup|up|down|status|reset" >&2; exit 2 ;;
+  *) echo "usage: $0 setup|up|down|status|reset|start kafka|ferretdb|stop kafka|ferretdb" >&2; exit 2 ;;
 esac

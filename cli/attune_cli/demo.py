@@ -79,12 +79,15 @@ class Outcome:
     report_rows: list[dict[str, Any]] = field(default_factory=list)
     network_report_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    compared: bool = False  # the comparison ran to the end (a run that failed before it is never ok)
 
     @property
     def ok(self) -> bool:
         """Everything matched."""
         return (
-            not self.alerts_missing
+            self.compared
+            and bool(self.figures)
+            and not self.alerts_missing
             and not self.alerts_extra
             and self.dead_letters_actual == self.dead_letters_expected
             and all(f["match"] for f in self.figures.values())
@@ -123,7 +126,7 @@ def fetch_alerts(base: str) -> list[dict[str, Any]]:
         if cursor:
             params["cursor"] = cursor
         page = _get(f"{base}/v1/alerts", ADMIN, **params)
-        out.extend(page["alerts"])
+        out.extend(page["items"])
         cursor = page.get("next_cursor")
         if not cursor:
             return out
@@ -161,11 +164,10 @@ def compare(
             want = want.get(part, 0) if isinstance(want, dict) else 0
         got = network_total.get(column)
         outcome.figures[column] = {"expected": want, "actual": got, "match": got == want}
+    outcome.compared = True
 
 
-async def _wait_settled(
-    settings: ServiceSettings, alerts_url: str, console: Console, timeout: float
-) -> float:
+async def wait_settled(settings: ServiceSettings, alerts_url: str, console: Console, timeout: float) -> float:
     """Until every group's lag is zero and the alert count stops changing (the sweep has run)."""
     started = time.monotonic()
     stable, last = 0, -1
@@ -234,7 +236,7 @@ def run_demo(
                 )
             )
         outcome.timings["publish_s"] = round(time.monotonic() - t1, 1)
-        settle = asyncio.run(_wait_settled(settings, procs["alerts"].url, console, timeout=600))
+        settle = asyncio.run(wait_settled(settings, procs["alerts"].url, console, timeout=600))
         outcome.timings["drain_s"] = round(settle, 1)
 
         first = scenario.config.start.strftime("%Y-%m")
@@ -332,15 +334,15 @@ def _print(
     for line in o.alerts_extra[:10]:
         console.print(f"  [red]extra[/] {line}")
 
-    i, a, r = procs["intake"].url, procs["alerts"].url, procs["reporting"].url
+    i, al, rp = procs["intake"].url, procs["alerts"].url, procs["reporting"].url
     console.print(f"""[bold]Where to look next[/] (development tokens; the services stop when the demo ends,
 use [b]attune demo --keep-running[/] or [b]make run[/] to explore):
-  alerts for a clinical lead   curl -H 'Authorization: Bearer dev-lead-north' {a}/v1/alerts
-  network report, CSV          curl -H 'Authorization: Bearer dev-ops' '{r}/v1/reports/network?from={first}&to={last}&by=clinic&format=csv'
-  a clinic by clinician        curl -H 'Authorization: Bearer dev-lead-north' '{r}/v1/reports/clinics/north-01?by=clinician'
+  alerts for a clinical lead   curl -H 'Authorization: Bearer dev-lead-north' {al}/v1/alerts
+  network report, CSV          curl -H 'Authorization: Bearer dev-ops' '{rp}/v1/reports/network?from={first}&to={last}&by=clinic&format=csv'
+  a clinic by clinician        curl -H 'Authorization: Bearer dev-lead-north' '{rp}/v1/reports/clinics/north-01?by=clinician'
   dead letters (admin)         curl -H 'Authorization: Bearer dev-admin' {i}/v1/admin/dead-letters
-  metrics                      {i}/metrics  {procs["measures"].url}/metrics  {a}/metrics  {r}/metrics
-  OpenAPI                      {i}/openapi.json  {a}/openapi.json  {r}/openapi.json   (browsable at /docs)
+  metrics                      {i}/metrics  {procs["measures"].url}/metrics  {al}/metrics  {rp}/metrics
+  OpenAPI                      {i}/openapi.json  {al}/openapi.json  {rp}/openapi.json   (browsable at /docs)
   AsyncAPI                     docs/asyncapi/*.json
   timings                      {o.timings}""")
     verdict = "[green]matches the ground truth[/]" if o.ok else "[red]DOES NOT match the ground truth[/]"

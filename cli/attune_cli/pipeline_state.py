@@ -8,8 +8,8 @@ from attune_shared.topics import Topics
 
 GROUPS: dict[str, list[str]] = {
     "attune-intake": [Topics.EHR_EVENTS],
-    "attune-measures": [Topics.RESPONSES],
-    "attune-alerts": [Topics.MEASURES, Topics.CARE],
+    "attune-measures": [Topics.CARE],
+    "attune-alerts": [Topics.MEASURES],
     "attune-reporting": [Topics.CARE, Topics.MEASURES, Topics.ALERTS],
 }
 

@@ -88,6 +88,16 @@ class ServiceProcess:
             self.proc.kill()
             return self.proc.wait(timeout=10)
 
+    def wait_exit(self, timeout: float = 20) -> int | None:
+        """Wait for the exit code of a process already signalled; SIGKILL it after `timeout`."""
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
     def stop(self) -> int | None:
         """Graceful stop (SIGTERM)."""
         return self.kill(signal.SIGTERM)
@@ -130,4 +140,5 @@ def stop_stack(procs: dict[str, ServiceProcess]) -> dict[str, int | None]:
     for p in procs.values():
         if p.proc is not None and p.proc.poll() is None:
             p.proc.send_signal(signal.SIGTERM)
-    return {name: p.kill(signal.SIGTERM) for name, p in procs.items()}
+    # One SIGTERM each: a second one can land after uvicorn has put the default handler back.
+    return {name: p.wait_exit() for name, p in procs.items()}

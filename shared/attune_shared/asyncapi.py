@@ -29,10 +29,10 @@ CARE = (
 OUTPUTS: dict[str, list[tuple[str, type[Any]]]] = {
     "intake": [
         *((Topics.CARE, m) for m in CARE),
-        (Topics.RESPONSES, ev.ResponseSubmitted),
+        (Topics.CARE, ev.ResponseSubmitted),
         (Topics.EHR_DLQ, ev.DeadLetter),
     ],
-    "measures": [(Topics.MEASURES, ev.MeasureScored)],
+    "measures": [(Topics.MEASURES, ev.MeasureScored), *((Topics.MEASURES, m) for m in CARE)],
     "alerts": [(Topics.ALERTS, ev.AlertEvent)],
     "reporting": [],
 }

@@ -31,6 +31,7 @@ from attune_shared.ids import CLIENT_REF_PATTERN, derived_id
 from attune_shared.instruments import InstrumentName, ItemError, check_items, is_integer_scale
 from attune_shared.topics import Topics
 
+MAX_ERROR_DETAILS: Final = 50  # a dead letter lists at most this many validation errors
 MAX_RECORD_BYTES: Final = 64 * 1024  # contract section 2: "a record over 64 KiB" (exactly 64 KiB is accepted)
 
 # ---------------------------------------------------------------- constrained scalars
@@ -436,8 +437,12 @@ def _classify(raw: bytes, errors: list[ErrorDetails]) -> EnvelopeRejected:
     if isinstance(event_type, str) and event_type not in EHR_EVENT_TYPES:
         msg = f"event_type {json.dumps(event_type)[:80]} is not a known event type"
         return EnvelopeRejected("unknown_event_type", msg, [{"loc": ["event_type"], "msg": msg}])
-    details = [_clean(e) for e in errors]
-    return EnvelopeRejected("schema_violation", _message(errors[0], details[0]), details)
+    # A record of thousands of unknown fields would make a dead letter many times its own size.
+    details = [_clean(e) for e in errors[:MAX_ERROR_DETAILS]]
+    message = _message(errors[0], details[0])
+    if len(errors) > MAX_ERROR_DETAILS:
+        message += f" (and {len(errors) - 1} more errors; the first {MAX_ERROR_DETAILS} are in details)"
+    return EnvelopeRejected("schema_violation", message, details)
 
 
 def parse_envelope(raw: bytes) -> EhrEnvelope:
@@ -651,9 +656,13 @@ class EpisodeClosed(CareEvent):
 
 
 class ResponseSubmitted(InternalEvent):
-    """A questionnaire response, for measures to score; an amended one replaces its response_id."""
+    """A questionnaire response, for measures to score; an amended one replaces its response_id.
 
-    topic: ClassVar[str] = Topics.RESPONSES
+    It travels on the care topic, between the client's care events, so that measures sees (and
+    passes on to alerts) one client's responses and sessions in the order the EHR sent them.
+    """
+
+    topic: ClassVar[str] = Topics.CARE
 
     event_type: Literal["response.submitted"] = "response.submitted"
     response_id: Ref
@@ -734,6 +743,9 @@ class Alert(Frozen):
     evidence: dict[str, JsonValue]
     suggested_action: str
     raised_at: AwareDatetime
+    # When the care event or response behind the alert happened in the EHR (additive, optional):
+    # reports count an alert in that month, so a backfill or a rebuild does not move it to today.
+    triggered_at: AwareDatetime | None = None
     acknowledged_at: AwareDatetime | None = None
     acknowledged_by: str | None = None
     resolved_at: AwareDatetime | None = None
@@ -785,10 +797,12 @@ RESPONSE_EVENT_TYPES: Final[Mapping[str, type[ResponseSubmitted]]] = {
 }
 MEASURE_EVENT_TYPES: Final[Mapping[str, type[MeasureScored]]] = {MeasureScored.event_type: MeasureScored}
 ALERT_EVENT_CLASSES: Final[Mapping[str, type[AlertEvent]]] = dict.fromkeys(ALERT_EVENT_TYPES, AlertEvent)
+# clinic.care.v1 carries intake's canonical stream (care events and responses, in EHR order per
+# client); clinic.measures.v1 carries measures' scores with the care events forwarded between them,
+# so alerts reads one ordered stream per client.
 EVENT_TYPES_BY_TOPIC: Final[Mapping[str, Mapping[str, type[BaseModel]]]] = {
-    Topics.CARE: CARE_EVENT_TYPES,
-    Topics.RESPONSES: RESPONSE_EVENT_TYPES,
-    Topics.MEASURES: MEASURE_EVENT_TYPES,
+    Topics.CARE: {**CARE_EVENT_TYPES, **RESPONSE_EVENT_TYPES},
+    Topics.MEASURES: {**MEASURE_EVENT_TYPES, **CARE_EVENT_TYPES},
     Topics.ALERTS: ALERT_EVENT_CLASSES,
 }
 

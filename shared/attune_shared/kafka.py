@@ -26,6 +26,8 @@ log = get_logger(__name__)
 
 # Errors that retrying can fix: the broker or store is briefly away.
 TRANSIENT = (KafkaError, PyMongoError, OSError, asyncio.TimeoutError)
+# Large enough for a dead letter that keeps an oversized EHR record whole (see kafka_admin.TOPIC_CONFIGS).
+MAX_REQUEST_BYTES = 9 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ def make_broker(settings: ServiceSettings, **extra: Any) -> KafkaBroker:
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        max_request_size=MAX_REQUEST_BYTES,
         client_id=f"attune-{settings.service_name}",
         graceful_timeout=8.0,
         security=security_for(settings),

@@ -17,10 +17,16 @@ TOPICS: dict[str, int] = {
     "ehr.events.v1": 4,
     "ehr.events.dlq.v1": 1,
     "clinic.care.v1": 4,
-    "clinic.responses.v1": 4,
     "clinic.measures.v1": 4,
     "clinic.measures.dlq.v1": 1,
     "clinic.alerts.v1": 4,
+}
+# The inbound topic takes records well over intake's 64 KiB limit, so an oversized EHR record reaches
+# intake and is dead-lettered (too_large) instead of bouncing back at the EHR; the DLQ holds such a
+# record whole, as base64 when it is not UTF-8. Producers allow requests up to MAX_REQUEST_BYTES.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {
+    "ehr.events.v1": {"max.message.bytes": str(4 * 1024 * 1024)},
+    "ehr.events.dlq.v1": {"max.message.bytes": str(8 * 1024 * 1024)},
 }
 
 
@@ -30,8 +36,11 @@ async def ensure_topics(settings: ServiceSettings, replication: int = 1) -> list
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = {settings.topic(name): n for name, n in TOPICS.items()}
-        missing = [NewTopic(name, n, replication) for name, n in wanted.items() if name not in existing]
+        missing = [
+            NewTopic(settings.topic(base), n, replication, topic_configs=TOPIC_CONFIGS.get(base))
+            for base, n in TOPICS.items()
+            if settings.topic(base) not in existing
+        ]
         if missing:
             # A concurrent creator winning the race is fine.
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -9,7 +9,6 @@ class Topics:
     EHR_EVENTS: Final = "ehr.events.v1"
     EHR_DLQ: Final = "ehr.events.dlq.v1"
     CARE: Final = "clinic.care.v1"
-    RESPONSES: Final = "clinic.responses.v1"
     MEASURES: Final = "clinic.measures.v1"
     ALERTS: Final = "clinic.alerts.v1"
     MEASURES_DLQ: Final = "clinic.measures.dlq.v1"

@@ -23,12 +23,19 @@ def test_demo_matches_ground_truth(tmp_path: Path) -> None:
     summary = tmp_path / "summary.json"
     prefix = f"e2e{uuid.uuid4().hex[:6]}_"
     env = {**os.environ, "CI": "true", "ATTUNE_NAME_PREFIX": prefix, "COLUMNS": "200"}
-    run = subprocess.run([sys.executable, "-m", "attune_cli", "demo", "--summary-json", str(summary)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, "-m", "attune_cli", "demo", "--summary-json", str(summary)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     printed = run.stdout + run.stderr
     print(printed[-6000:])
     assert summary.exists(), printed[-3000:]
     outcome = json.loads(summary.read_text())
+    assert outcome["compared"], printed[-3000:]
     assert outcome["alerts_missing"] == [] and outcome["alerts_extra"] == [], outcome
     assert outcome["dead_letters_actual"] == outcome["dead_letters_expected"]
     mismatched = {k: v for k, v in outcome["figures"].items() if not v["match"]}
@@ -38,11 +45,24 @@ def test_demo_matches_ground_truth(tmp_path: Path) -> None:
     # The scenario covers every rule and every dead-letter code, and the printed report says so.
     truth = generate(SimConfig()).truth
     rules = {a.rule_id for c in truth.clients for a in c.expected_alerts}
-    assert rules == {"safety.phq9-item9", "alliance.rupture", "outcome.deterioration", "engagement.dropout-risk"}
-    assert set(outcome["dead_letters_expected"]) == {"invalid_json", "not_an_object", "schema_violation",
-                                                     "unknown_event_type", "unsupported_version", "too_large"}
+    assert rules == {
+        "safety.phq9-item9",
+        "alliance.rupture",
+        "outcome.deterioration",
+        "engagement.dropout-risk",
+    }
+    assert set(outcome["dead_letters_expected"]) == {
+        "invalid_json",
+        "not_an_object",
+        "schema_violation",
+        "unknown_event_type",
+        "unsupported_version",
+        "too_large",
+    }
     network = truth.reporting["network"]
     assert "Network report" in printed and "Demo result: matches the ground truth" in printed
     assert str(network["sessions"]["attended"]) in printed
-    print(f"\ne2e: {outcome['alerts_actual']} alerts = {outcome['alerts_expected']} expected; dead letters "
-          f"{outcome['dead_letters_actual']}; timings {outcome['timings']}")
+    print(
+        f"\ne2e: {outcome['alerts_actual']} alerts = {outcome['alerts_expected']} expected; dead letters "
+        f"{outcome['dead_letters_actual']}; timings {outcome['timings']}"
+    )

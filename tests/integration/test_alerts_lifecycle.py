@@ -38,8 +38,10 @@ class Harness:
     async def feed(self, events: Sequence[InternalEvent]) -> Any:
         batch = []
         for ev in events:
-            topic = Topics.MEASURES if ev.event_type == "measure.scored" else Topics.CARE
-            batch.append(Inbound(ev.model_dump_json().encode(), self.settings.topic(topic), 0, self.offset))
+            # Everything alerts reads arrives on the measures topic (care events forwarded by measures).
+            batch.append(
+                Inbound(ev.model_dump_json().encode(), self.settings.topic(Topics.MEASURES), 0, self.offset)
+            )
             self.offset += 1
         return await self.pipeline.process(batch)
 
@@ -233,10 +235,8 @@ async def test_inactivity_sweep_on_the_event_clock_raises_once_and_re_engagement
         ledger = AlertLedger(settings, broker, store, Contacts())
         pipeline = AlertsPipeline(store=store, ledger=ledger, thresholds=ClinicThresholds(), clock="event")
         h = Harness(settings, store, pipeline)
-        tracker = PartitionTracker([settings.topic(Topics.MEASURES), settings.topic(Topics.CARE)])
-        await tracker.on_partitions_assigned(
-            [TopicPartition(t, 0) for t in (settings.topic(Topics.MEASURES), settings.topic(Topics.CARE))]
-        )
+        tracker = PartitionTracker([settings.topic(Topics.MEASURES)])
+        await tracker.on_partitions_assigned([TopicPartition(settings.topic(Topics.MEASURES), 0)])
         sweeper = Sweeper(
             store=store,
             ledger=ledger,

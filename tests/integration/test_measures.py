@@ -302,7 +302,7 @@ def check_final_content(latest: dict[str, dict[str, Any]], final: dict[str, Resp
 async def test_fifty_clients_exact_revisions_then_a_full_replay_changes_nothing(namespace, mongo) -> None:
     stream = build_stream()
     bootstrap = namespace.settings.kafka_bootstrap_servers
-    responses_topic = namespace.topic(Topics.RESPONSES)
+    responses_topic = namespace.topic(Topics.CARE)
     measures_topic = namespace.topic(Topics.MEASURES)
     dlq_topic = namespace.topic(Topics.MEASURES_DLQ)
     poison = [
@@ -414,7 +414,7 @@ async def test_a_record_that_is_not_json_is_dead_lettered_and_the_service_keeps_
     namespace, mongo
 ) -> None:
     bootstrap = namespace.settings.kafka_bootstrap_servers
-    responses_topic = namespace.topic(Topics.RESPONSES)
+    responses_topic = namespace.topic(Topics.CARE)
     ref = client_ref(b"integration-test-key", "north-01", "MRN-POISON")
     first = Response("p-1", 0, ref, "north-01", "ep_poison", "PHQ-9", "client", BASE, [1] * 9)
     second = Response(

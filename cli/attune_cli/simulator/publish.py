@@ -107,6 +107,7 @@ async def _kafka(
         acks="all",
         enable_idempotence=True,
         linger_ms=10,
+        max_request_size=4 * 1024 * 1024,  # the inbound topic takes records up to 4 MiB
         client_id="attune-simulator",
     )
     total, done = len(records), 0

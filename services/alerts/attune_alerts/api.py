@@ -281,7 +281,7 @@ async def forget_in_episode(store: AlertsStore, s: StoredAlert, *, clock: str, a
             return True  # nothing to forget (or already forgotten)
         now = a.resolved_at or now_ms()
         if clock == "event":
-            now = (await store.clinic_clocks(clinic_ids=[a.clinic_id])).get(a.clinic_id, now)
+            now = (await store.event_clocks(keys=[a.episode_id])).get(a.episode_id, now)
         row.state = on_person_resolved(row.state, a.rule_id, a.resolution or "addressed", now)
         del row.open_alert_ids[a.rule_id]
         try:

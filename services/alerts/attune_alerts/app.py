@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -19,9 +20,26 @@ from attune_alerts.ledger import AlertLedger
 from attune_alerts.pipeline import AlertsPipeline
 from attune_alerts.settings import AlertsSettings
 from attune_alerts.sweeper import PartitionTracker, Sweeper
-from attune_shared.kafka import make_broker
+from attune_shared.kafka import group_lag, make_broker
 from attune_shared.runtime import Service, build_app, serve
 from attune_shared.settings import load_settings
+from attune_shared.topics import Topics
+
+
+async def pipeline_drained(settings: AlertsSettings, own_topics: Sequence[str]) -> bool:
+    """Every event published so far has been through intake, measures and alerts (lag zero)."""
+    groups = {
+        settings.group("attune-intake"): [settings.topic(Topics.EHR_EVENTS)],
+        settings.group("attune-measures"): [settings.topic(Topics.CARE)],
+        settings.group(GROUP): list(own_topics),
+    }
+    try:
+        for group, topics in groups.items():
+            if sum((await group_lag(settings, group, topics)).values()):
+                return False
+    except Exception:  # the broker is away: not drained, as far as anyone can tell
+        return False
+    return True
 
 
 def create_app(
@@ -62,6 +80,7 @@ def create_app(
             clock=settings.attune_alerts_clock,
             interval_s=settings.attune_alerts_sweep_seconds,
             replica_id=replica_id,
+            drained=lambda: pipeline_drained(settings, service.topics),
         )
         worker = DeliveryWorker(
             store=alerts_store,

@@ -27,15 +27,16 @@ __all__ = ["GROUP", "input_topics", "register_consumer", "router"]
 
 def input_topics(service: Service) -> list[str]:
     """The physical names of the topics alerts consumes."""
-    return [service.settings.topic(Topics.MEASURES), service.settings.topic(Topics.CARE)]
+    # Measures forwards the care events between its scores: one topic keeps each client's order.
+    return [service.settings.topic(Topics.MEASURES)]
 
 
 def register_consumer(service: Service, partitions: PartitionTracker) -> None:
-    """One subscriber on both input topics; offsets are committed only after process() returns.
+    """One subscriber on clinic.measures.v1; offsets are committed only after process() returns.
 
-    Both topics are keyed by client_ref with the same partition count, and the range assignor gives
-    a replica the same partition numbers of both: an episode's measures and care events reach one
-    replica, so its state has one writer (the optimistic version check covers rebalances).
+    The topic is keyed by client_ref and carries each client's scores with its care events forwarded
+    between them, in the EHR's order: an episode's inputs reach one replica in order, so its state
+    has one writer (the optimistic version check covers rebalances).
     """
     settings = service.settings
     topics = input_topics(service)

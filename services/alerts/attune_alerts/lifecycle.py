@@ -106,6 +106,7 @@ def raised(
     origin_event_id: str,
     at: datetime,
     tracking: Mapping[str, Any] | None = None,
+    triggered_at: datetime | None = None,
 ) -> StoredAlert:
     """The new alert a Raise decision opens (sequence 1)."""
     evidence = {
@@ -127,6 +128,7 @@ def raised(
         evidence=evidence,
         suggested_action=d.suggested_action,
         raised_at=at,
+        triggered_at=triggered_at,
     )
     return StoredAlert(alert, 1, origin_event_id, dict(tracking or {}))
 

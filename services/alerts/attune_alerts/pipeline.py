@@ -73,12 +73,13 @@ class Input:
     tick_at: datetime | None = None
 
 
-def tick(row: EpisodeRow, at: datetime) -> Input:
+def tick(row: EpisodeRow, at: datetime, due: datetime | None = None) -> Input:
     """The inactivity sweep's input for an episode; its id is fixed by the last attended session, so
     every replica and every run derives the same alert for the same stretch of inactivity."""
     last = row.state.last_attended_at
     event_id = derived_id("inactivity", row.ctx.episode_id, last.isoformat() if last else "-")
-    return Input(event_id, row.ctx, at, partition=row.partition, tick_at=at)
+    # occurred_at: when the episode became inactive (fixed by the data, unlike the sweep's own time).
+    return Input(event_id, row.ctx, due or at, partition=row.partition, tick_at=at)
 
 
 def parse(rec: Inbound) -> Input | None:
@@ -183,7 +184,7 @@ class AlertsPipeline:
         current = await self.store.current(alert_ids=alert_ids)
         clocks: dict[str, datetime] = {}
         if self.clock == "event":
-            clocks = await self.store.clinic_clocks(clinic_ids=(i.ctx.clinic_id for i in inputs))
+            clocks = await self.store.event_clocks(keys=(i.ctx.episode_id for i in inputs))
         b = _Batch(rows, {aid: c.stored for aid, c in current.items()}, recorded, clocks)
         for c in current.values():
             pending = c.unprojected
@@ -208,7 +209,7 @@ class AlertsPipeline:
                 continue  # rules' own resolutions are re-derived by the replay that left them
             at = s.alert.resolved_at or now_ms()
             if self.clock == "event":
-                at = b.clocks.get(row.ctx.clinic_id, at)
+                at = b.clocks.get(row.ctx.episode_id, at)
             row.state = on_person_resolved(row.state, rule_id, s.alert.resolution or "addressed", at)
             del row.open_alert_ids[rule_id]
             row.dirty = True
@@ -218,10 +219,13 @@ class AlertsPipeline:
             return inp.tick_at
         if self.clock == "wall":
             return now_ms()
-        clinic = inp.ctx.clinic_id
-        known = b.clocks.get(clinic)
-        b.clocks[clinic] = inp.occurred_at if known is None else max(known, inp.occurred_at)
-        return b.clocks[clinic]
+        # The event clock is the episode's own: the newest time among its events. Another client's
+        # events say nothing about this one's, since partitions (and intake's batches) run at
+        # different paces during a replay.
+        episode = inp.ctx.episode_id
+        known = b.clocks.get(episode)
+        b.clocks[episode] = inp.occurred_at if known is None else max(known, inp.occurred_at)
+        return b.clocks[episode]
 
     def _row(self, b: _Batch, inp: Input) -> EpisodeRow:
         row = b.rows.get(inp.ctx.episode_id)
@@ -317,7 +321,14 @@ class AlertsPipeline:
     ) -> StoredAlert | None:
         if isinstance(d, Raise):
             tracking: dict[str, Any] = tracking_at_raise(d.rule_id, row.state)
-            return raised(row.ctx, d, origin_event_id=inp.event_id, at=at, tracking=tracking)
+            return raised(
+                row.ctx,
+                d,
+                origin_event_id=inp.event_id,
+                at=at,
+                tracking=tracking,
+                triggered_at=inp.occurred_at,
+            )
         cur = b.alerts[alert_id]
         if isinstance(d, Update):
             return updated(cur, d)

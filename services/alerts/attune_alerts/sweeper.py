@@ -11,7 +11,7 @@ the consumer, so each episode's state keeps a single writer; the ticks go throug
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,6 +66,7 @@ class Sweeper:
         clock: str,
         interval_s: float,
         replica_id: str,
+        drained: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.store = store
         self.ledger = ledger
@@ -76,6 +77,7 @@ class Sweeper:
         self.clock = clock
         self.interval_s = interval_s
         self.replica_id = replica_id
+        self.drained = drained or _always
         # A claim not finished after this long was left by a replica that died mid-escalation.
         self.takeover_after = timedelta(seconds=max(60.0, 4 * interval_s))
 
@@ -139,20 +141,23 @@ class Sweeper:
         owned = self.partitions.owned()
         if not owned:
             return 0
+        if self.clock == "event" and not await self.drained():
+            # On the event clock "now" is the newest event time seen, which says nothing of a client
+            # whose events are still on their way through intake or measures: judge inactivity only
+            # once every event published so far has been processed.
+            return 0
         async with self.lock:
             rows = await self.store.inactivity_candidates(partitions=owned)
-            clocks: dict[str, datetime] = {}
-            if self.clock == "event":
-                clocks = await self.store.clinic_clocks(clinic_ids=(r.ctx.clinic_id for r in rows))
+            event_now = await self.store.newest_event_time() if self.clock == "event" else None
             ticks: list[Input] = []
             for row in rows:
-                now = now_ms() if self.clock == "wall" else clocks.get(row.ctx.clinic_id)
+                now = now_ms() if self.clock == "wall" else event_now
                 last = row.state.last_attended_at
                 if now is None or last is None:
                     continue
                 days = self.thresholds.for_clinic(row.ctx.clinic_id).inactivity_days
                 if now - last >= timedelta(days=days):
-                    ticks.append(tick(row, now))
+                    ticks.append(tick(row, now, due=last + timedelta(days=days)))
             if not ticks:
                 return 0
             try:
@@ -161,6 +166,10 @@ class Sweeper:
                 log.info("inactivity_conflict", detail=str(exc)[:200])  # the next sweep tries again
                 return 0
             return len(ticks)
+
+
+async def _always() -> bool:
+    return True
 
 
 def _escalate(level: int) -> Any:

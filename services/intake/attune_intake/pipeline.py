@@ -79,7 +79,6 @@ class IntakePipeline:
         self.store = store
         self.key = settings.pseudonym_key
         self.out_care = settings.topic(Topics.CARE)
-        self.out_responses = settings.topic(Topics.RESPONSES)
         self.out_dlq = settings.topic(Topics.EHR_DLQ)
 
     def pseudonym(self, env: EhrEnvelope) -> str:
@@ -119,8 +118,7 @@ class IntakePipeline:
             if canonical.state is not state:
                 changed[ref] = canonical.state
             for ev in canonical.events:
-                topic = self.out_responses if ev.event_type == "response.submitted" else self.out_care
-                out.append(OutRecord(topic, ev.client_ref.encode(), ev.model_dump_json().encode()))
+                out.append(OutRecord(self.out_care, ev.client_ref.encode(), ev.model_dump_json().encode()))
                 if ev.event_type == "episode.opened":
                     metrics.EPISODES_OPENED.inc()
             receipts.append(

@@ -27,7 +27,7 @@ def create_app(
         settings=settings,
         broker=make_broker(settings),
         group_id=settings.group(GROUP),
-        topics=[settings.topic(Topics.RESPONSES)],
+        topics=[settings.topic(Topics.CARE)],
     )
     register_consumer(service)
 

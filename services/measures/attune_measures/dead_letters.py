@@ -1,4 +1,4 @@
-"""measures' dead letters: records on the responses topic it cannot read or score.
+"""measures' dead letters: records on the care topic it cannot read or score.
 
 The shape mirrors intake's contract dead letter (contract.md section 4) so one tool can list both; only
 the codes differ. Responses carry no PHI, so keeping the raw text is safe.
@@ -14,7 +14,14 @@ from typing import Any, Literal
 from pydantic import JsonValue, ValidationError
 
 from attune_measures.domain.scoring import UnscorableResponse
-from attune_shared.events import DeadLetterOrigin, Frozen, ResponseSubmitted, Uuid, parse_internal
+from attune_shared.events import (
+    CareEvent,
+    DeadLetterOrigin,
+    Frozen,
+    ResponseSubmitted,
+    Uuid,
+    parse_internal,
+)
 from attune_shared.ids import derived_id
 
 RejectionCode = Literal[
@@ -53,16 +60,16 @@ class MeasuresDeadLetter(Frozen):
     error: MeasuresDeadLetterError
 
 
-def read_response(value: bytes | None) -> ResponseSubmitted:
-    """Parse one record of the responses topic, or raise Rejected with the reason."""
+def read_record(value: bytes | None) -> ResponseSubmitted | CareEvent:
+    """Parse one record of the care topic (a response to score, or a care event to forward), or raise Rejected."""
     if value is None:
         raise Rejected("invalid_json", "record has no value (a tombstone)")
     try:
         event = parse_internal(value)
     except ValidationError as exc:
         raise _classify(value, exc) from None
-    if not isinstance(event, ResponseSubmitted):
-        msg = f"event_type {event.event_type!r} does not belong on the responses topic"
+    if not isinstance(event, ResponseSubmitted | CareEvent):
+        msg = f"event_type {event.event_type!r} does not belong on the care topic"
         raise Rejected("unexpected_event_type", msg, [{"loc": ["event_type"], "msg": msg}])
     return event
 

@@ -1,4 +1,4 @@
-"""measures' edge: the Kafka batch subscriber on clinic.responses.v1."""
+"""measures' edge: the Kafka batch subscriber on clinic.care.v1."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ GROUP = "attune-measures"
 
 
 def register_consumer(service: Service) -> None:
-    """Subscribe to clinic.responses.v1 in batches; offsets are committed only after process() returns.
+    """Subscribe to clinic.care.v1 in batches; offsets are committed only after process() returns.
 
     Unreadable or unscorable records are dead-lettered inside process() (and so acknowledged); store
     and broker errors are retried here and never acknowledged.
     """
     settings = service.settings
-    topic = settings.topic(Topics.RESPONSES)
+    topic = settings.topic(Topics.CARE)
 
     @service.broker.subscriber(
         topic,
@@ -38,7 +38,8 @@ def register_consumer(service: Service) -> None:
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=raw_body,
         title="measures-responses",
-        description="Scores questionnaire responses and publishes measure.scored revisions.",
+        description="Scores questionnaire responses and publishes measure.scored revisions, "
+        "forwarding the care events between them in order.",
     )
     async def on_responses(body: Any, message: KafkaMessage) -> None:
         raw: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message

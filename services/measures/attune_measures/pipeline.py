@@ -18,12 +18,12 @@ from faststream.kafka import KafkaBroker
 
 from attune_measures import metrics
 from attune_measures.adapters.store import Loaded, MeasuresStore
-from attune_measures.dead_letters import MeasuresDeadLetter, Rejected, dead_letter, read_response, unscorable
+from attune_measures.dead_letters import MeasuresDeadLetter, Rejected, dead_letter, read_record, unscorable
 from attune_measures.domain.clinic_thresholds import ThresholdBook
 from attune_measures.domain.revisions import settle
 from attune_measures.domain.scoring import UnscorableResponse, score
-from attune_measures.domain.versions import ResponseVersion, Verdict, apply_versions
-from attune_shared.events import DeadLetterOrigin, MeasureScored
+from attune_measures.domain.versions import ResponseVersion, Tracked, Verdict, apply_versions
+from attune_shared.events import DeadLetterOrigin, MeasureScored, ResponseSubmitted
 from attune_shared.kafka import OutRecord, publish_all
 from attune_shared.logging import get_logger
 from attune_shared.settings import ServiceSettings
@@ -52,6 +52,43 @@ class BatchResult:
     published: list[MeasureScored] = field(default_factory=list)
     dead: list[MeasuresDeadLetter] = field(default_factory=list)
     written: int = 0
+    forwarded: int = 0
+
+
+def runs(
+    items: list[ResponseVersion | OutRecord],
+) -> list[tuple[list[ResponseVersion], OutRecord | None]]:
+    """The responses before each forwarded care event (and after the last one), in order."""
+    out: list[tuple[list[ResponseVersion], OutRecord | None]] = []
+    run: list[ResponseVersion] = []
+    for item in items:
+        if isinstance(item, OutRecord):
+            out.append((run, item))
+            run = []
+        else:
+            run.append(item)
+    if run:
+        out.append((run, None))
+    return out
+
+
+def waves(versions: list[ResponseVersion]) -> list[list[ResponseVersion]]:
+    """Split versions, in order, so that no wave holds two versions of one series (or response)."""
+    out: list[list[ResponseVersion]] = []
+    seen: list[set[str]] = []
+    for v in versions:
+        # The first wave after every wave that already names this series or response.
+        i = 0
+        for j in range(len(out) - 1, -1, -1):
+            if v.series_key in seen[j] or v.key in seen[j]:
+                i = j + 1
+                break
+        if i == len(out):
+            out.append([])
+            seen.append(set())
+        out[i].append(v)
+        seen[i].update((v.series_key, v.key))
+    return out
 
 
 class MeasuresPipeline:
@@ -70,9 +107,11 @@ class MeasuresPipeline:
         self.out_measures = settings.topic(Topics.MEASURES)
         self.out_dlq = settings.topic(Topics.MEASURES_DLQ)
 
-    def read(self, rec: Inbound) -> ResponseVersion:
-        """The response version in one record, or Rejected."""
-        event = read_response(rec.value)
+    def read(self, rec: Inbound) -> ResponseVersion | OutRecord:
+        """The response version in one record, the care event to forward, or Rejected."""
+        event = read_record(rec.value)
+        if not isinstance(event, ResponseSubmitted):
+            return OutRecord(self.out_measures, rec.key, rec.value or b"")
         try:
             score(event.instrument, event.items, thresholds=self.thresholds.for_clinic(event.clinic_id))
         except UnscorableResponse as exc:
@@ -84,10 +123,10 @@ class MeasuresPipeline:
         started = time.monotonic()
         now = datetime.now(UTC)
         result = BatchResult()
-        versions: list[ResponseVersion] = []
+        items: list[ResponseVersion | OutRecord] = []
         for rec in records:
             try:
-                versions.append(self.read(rec))
+                items.append(self.read(rec))
             except Rejected as exc:
                 origin = DeadLetterOrigin(
                     topic=rec.topic,
@@ -97,22 +136,40 @@ class MeasuresPipeline:
                 )
                 result.dead.append(dead_letter(rec.value, origin, exc, now))
 
+        versions = [i for i in items if isinstance(i, ResponseVersion)]
         # One query for the batch: the responses named and every member of their groups.
         queried = {v.series_key for v in versions}
         loaded = await self.store.load(keys=(v.key for v in versions), series_keys=queried)
-        applied = apply_versions(loaded.book, versions)
-        state = Loaded(applied.book, loaded.versions)
-        if applied.touched - queried:  # an amendment moved a response out of a group not yet read
-            state.merge(await self.store.load(series_keys=applied.touched - queried))
+        state = Loaded(dict(loaded.book), dict(loaded.versions))
+        changed: dict[str, Tracked] = {}
+        verdicts: list[tuple[ResponseVersion, Verdict]] = []
+        out: list[OutRecord] = []
+        # Care events are forwarded where they stood, so alerts reads each client's scores and
+        # sessions in the EHR's order. The responses between two of them are settled wave by wave,
+        # each wave holding at most one version per series, so the output is the same as
+        # record-at-a-time processing whatever the batch boundaries: an original and its amendment
+        # in one batch still publish the original first, as in two batches.
+        for run, forward in runs(items):
+            for wave in waves(run):
+                applied = apply_versions(state.book, wave)
+                state.book = applied.book
+                missing = applied.touched - queried
+                if missing:  # an amendment moved a response out of a group not yet read
+                    state.merge(await self.store.load(series_keys=missing))
+                    queried |= missing
+                settled = settle(applied, state.book, self.thresholds.for_clinic)
+                state.book = settled.book
+                result.published.extend(settled.events)
+                out.extend(
+                    OutRecord(self.out_measures, e.kafka_key.encode(), e.model_dump_json().encode())
+                    for e in settled.events
+                )
+                changed.update(settled.changed)
+                verdicts.extend(applied.verdicts)
+            if forward is not None:
+                out.append(forward)
+                result.forwarded += 1
 
-        settled = settle(applied, state.book, self.thresholds.for_clinic)
-        result.published = settled.events
-        changed = settled.changed
-
-        out = [
-            OutRecord(self.out_measures, e.kafka_key.encode(), e.model_dump_json().encode())
-            for e in result.published
-        ]
         out += [
             OutRecord(
                 self.out_dlq, d.origin.key.encode() if d.origin.key else None, d.model_dump_json().encode()
@@ -126,14 +183,15 @@ class MeasuresPipeline:
             await self.store.keep_dead_letters(letters=result.dead)
         result.written = len(changed)
 
-        self._count(applied.verdicts, result, records)
-        result.verdicts.update(verdict for _, verdict in applied.verdicts)
+        self._count(verdicts, result, records)
+        result.verdicts.update(verdict for _, verdict in verdicts)
         log.info(
             "batch_done",
             records=len(records),
             **{k: n for k, n in result.verdicts.items()},
             dead_lettered=len(result.dead),
             published=len(result.published),
+            forwarded=result.forwarded,
             written=len(changed),
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from attune_alerts.domain.decisions import Decision
 from attune_alerts.domain.inputs import CareEvent, ChangeFromIntake, Measure, Score, SeriesPoint
 from attune_alerts.domain.rules import on_care, on_inactivity_sweep, on_measure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from attune_alerts.domain.decisions import Raise, Resolve
 from attune_alerts.domain.texts import DETERIORATION
 

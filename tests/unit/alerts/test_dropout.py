@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from attune_alerts.domain.decisions import Raise, Resolve, Update
 from attune_alerts.domain.rules import on_person_resolved
 from attune_alerts.domain.texts import DETERIORATION, DROPOUT, RUPTURE, SAFETY

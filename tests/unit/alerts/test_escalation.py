@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from attune_alerts.domain.errors import UnknownSeverity
 from attune_alerts.domain.escalation import EscalationView, escalation_due
 from attune_alerts.domain.thresholds import AlertThresholds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from attune_alerts.domain.decisions import Raise
 from attune_alerts.domain.rules import on_person_resolved
 from attune_alerts.domain.texts import SAFETY

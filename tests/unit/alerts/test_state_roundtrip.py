@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from attune_alerts.domain.errors import InvalidStateDocument
 from attune_alerts.domain.rules import on_measure
 from attune_alerts.domain.state import EpisodeState

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from attune_alerts.domain.errors import InvalidThresholds
 from attune_alerts.domain.thresholds import AlertThresholds
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from attune_shared.events import (
     EHR_EVENT_TYPES,
     MAX_RECORD_BYTES,
@@ -20,7 +22,6 @@ from attune_shared.events import (
     SessionMissedEnvelope,
     parse_envelope,
 )
-from pydantic import ValidationError
 
 # The header of contract.md section 2's example, verbatim.
 HEADER: dict[str, Any] = {

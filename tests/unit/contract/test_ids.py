@@ -7,6 +7,7 @@ import re
 import uuid
 
 import pytest
+
 from attune_shared.ids import ATTUNE_NAMESPACE, client_ref, derived_id
 
 KEY = b"test-pseudonym-key"

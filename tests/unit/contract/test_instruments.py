@@ -4,9 +4,10 @@ import math
 from typing import Any
 
 import pytest
-from attune_shared.instruments import INSTRUMENTS, SPECS, WAI_SR_SUBSCALES, ItemError, check_items
 from hypothesis import given
 from hypothesis import strategies as st
+
+from attune_shared.instruments import INSTRUMENTS, SPECS, WAI_SR_SUBSCALES, ItemError, check_items
 
 VALID: dict[str, list[Any]] = {
     "WAI-SR": [4, 5, 3, 4, 2, 1, 5, 4, 3, 4, 4, 5],

@@ -16,6 +16,6 @@ def test_intake_document_lists_its_topics_and_shapes(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("ATTUNE_NAME_PREFIX", raising=False)
     doc = asyncapi.generate("intake")
     addresses = {c["address"] for c in doc["channels"].values()}
-    assert {"ehr.events.v1", "clinic.care.v1", "clinic.responses.v1", "ehr.events.dlq.v1"} <= addresses
+    assert {"ehr.events.v1", "clinic.care.v1", "ehr.events.dlq.v1"} <= addresses
     assert "SessionAttended" in doc["components"]["schemas"]
     assert "mrn" not in doc["components"]["schemas"]["SessionAttended"]["properties"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from attune_measures.domain.change import Change, change_from_intake, jacobson_truax_threshold
 from attune_measures.domain.thresholds import DEFAULT
 

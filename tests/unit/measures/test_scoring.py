@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+
 from attune_measures.domain.scoring import Score, UnscorableResponse, round_half_up, score
 from attune_measures.domain.thresholds import DEFAULT, RULE_VERSIONS, ScoringThresholds
 

@@ -8,11 +8,12 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from attune_measures.domain.scoring import UnscorableResponse, score
 from attune_measures.domain.series import SeriesPoint, recompute_series
 from attune_measures.domain.thresholds import DEFAULT
-from hypothesis import given
-from hypothesis import strategies as st
 
 WAI_SUBSCALES = {"task": (0, 1, 9, 11), "bond": (2, 4, 6, 8), "goal": (3, 5, 7, 10)}
 

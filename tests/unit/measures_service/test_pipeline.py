@@ -17,7 +17,7 @@ from attune_measures.settings import MeasuresSettings
 from tests.unit.measures_service.builders import CLIENT, session, srs, submitted
 
 SETTINGS = MeasuresSettings(attune_name_prefix="u_")
-TOPIC = "u_clinic.responses.v1"
+TOPIC = "u_clinic.care.v1"
 
 
 class Crash(RuntimeError):
@@ -119,7 +119,13 @@ async def test_a_crash_mid_write_replays_the_same_ids_and_then_nothing() -> None
     with pytest.raises(Crash):
         await pipeline.process(batch)
     first = broker.events("u_clinic.measures.v1")
-    assert sorted((m["response_id"], m["revision"]) for m in first) == [("s2", 1), ("s3", 2), ("s4", 2)]
+    # Record at a time: s2 revises s3 and s4 (rev 2), then the amendment revises s4 again (rev 3).
+    assert sorted((m["response_id"], m["revision"]) for m in first) == [
+        ("s2", 1),
+        ("s3", 2),
+        ("s4", 2),
+        ("s4", 3),
+    ]
     broker.sent.clear()
     await pipeline.process(batch)  # not committed, so consumed again
     again = broker.events("u_clinic.measures.v1")
@@ -133,5 +139,24 @@ async def test_a_crash_mid_write_replays_the_same_ids_and_then_nothing() -> None
         "s1": 1,
         "s2": 1,
         "s3": 2,
-        "s4": 2,
+        "s4": 3,
     }
+
+
+async def test_batch_boundaries_do_not_change_what_is_published() -> None:
+    stream = encoded(
+        srs("s0", 36, 0),
+        srs("s1", 37, 1),
+        srs("s3", 28, 3),
+        srs("s2", 38, 2),
+        srs("s3", 39, 3, status="amended", occurred=session(8)),
+        srs("s4", 35, 4),
+    )
+    whole, broker_whole, _, _ = make()
+    await whole.process(records(stream))
+    single, broker_single, _, _ = make()
+    for one in stream:
+        await single.process(records([one]))
+    published = broker_whole.events("u_clinic.measures.v1")
+    assert len(published) > len(stream)  # late and amended responses revised earlier points
+    assert published == broker_single.events("u_clinic.measures.v1")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from attune_measures.dead_letters import Rejected, dead_letter, read_response, unscorable
+from attune_measures.dead_letters import Rejected, dead_letter, read_record, unscorable
 from attune_measures.domain.clinic_thresholds import ThresholdBook
 from attune_measures.domain.scoring import UnscorableResponse, score
 from attune_measures.settings import MeasuresSettings
@@ -72,13 +72,13 @@ def test_a_missing_or_unreadable_file_is_refused(tmp_path: Path) -> None:
 
 def _code(value: bytes | None) -> str:
     with pytest.raises(Rejected) as caught:
-        read_response(value)
+        read_record(value)
     return caught.value.code
 
 
 def test_dead_letter_reasons() -> None:
     good = submitted(srs("s1", 36, 0))
-    assert read_response(good.model_dump_json().encode()) == good
+    assert read_record(good.model_dump_json().encode()) == good
     assert _code(None) == "invalid_json"
     assert _code(b"not json {") == "invalid_json"
     assert _code(b"\xff\xfe") == "invalid_json"
@@ -93,14 +93,14 @@ def test_dead_letter_reasons() -> None:
         episode_id="ep_1",
         opened_on=datetime(2026, 3, 2).date(),
     )
-    assert _code(opened.model_dump_json().encode()) == "unexpected_event_type"
+    assert read_record(opened.model_dump_json().encode()) == opened  # a care event, to forward
     assert _code(json.dumps({**json.loads(opened.model_dump_json()), "event_type": "x.y"}).encode()) == (
         "unexpected_event_type"
     )
     bad_items = json.loads(good.model_dump_json())
     bad_items["items"] = [9, 9, 11, 9]
     with pytest.raises(Rejected) as caught:
-        read_response(json.dumps(bad_items).encode())
+        read_record(json.dumps(bad_items).encode())
     assert caught.value.code == "schema_violation"
     assert caught.value.message.startswith("items")
     assert "above the SRS maximum" in caught.value.message
@@ -111,7 +111,7 @@ def test_unscorable_and_the_dead_letter_shape() -> None:
         score("WAI-SR", [None, None, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4])
     rejected = unscorable(caught.value)
     assert rejected.code == "unscorable" and rejected.details[0]["loc"] == ["items", 0]
-    origin = DeadLetterOrigin(topic="clinic.responses.v1", partition=2, offset=17, key=CLIENT)
+    origin = DeadLetterOrigin(topic="clinic.care.v1", partition=2, offset=17, key=CLIENT)
     now = datetime(2026, 3, 2, tzinfo=UTC)
     letter = dead_letter(b"\xff not utf-8", origin, Rejected("invalid_json", "nope"), now)
     assert letter.raw_encoding == "base64"

@@ -18,8 +18,8 @@ from tests.unit.operations import opsfiles as ops
 
 KEDA_TOPICS = {
     "intake": {"ehr.events.v1"},
-    "measures": {"clinic.responses.v1"},
-    "alerts": {"clinic.measures.v1", "clinic.care.v1"},
+    "measures": {"clinic.care.v1"},
+    "alerts": {"clinic.measures.v1"},
     "reporting": {"clinic.care.v1", "clinic.measures.v1", "clinic.alerts.v1"},
 }
 SECRET_VARS = {"ATTUNE_PSEUDONYM_KEY", "KAFKA_SASL_PASSWORD", "MONGODB_URI"}

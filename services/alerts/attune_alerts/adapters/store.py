@@ -11,7 +11,7 @@
 - `escalation_claims`, `delivery_claims`: claim-by-insert of one escalation level / one delivery
   attempt, so two replicas never both do it.
 - `deliveries`: the webhook and e-mail outbox, `audit`: who read or changed what,
-  `clinic_clocks`: the newest event time per clinic (ATTUNE_ALERTS_CLOCK=event).
+  `clinic_clocks`: the newest event time per episode (ATTUNE_ALERTS_CLOCK=event).
 """
 
 from __future__ import annotations
@@ -423,15 +423,20 @@ class AlertsStore:
         """Record one API read or change."""
         await self.audit_log.insert_one(dict(entry))
 
-    async def clinic_clocks(self, *, clinic_ids: Iterable[str]) -> dict[str, datetime]:
-        """The newest event time seen per clinic."""
-        ids = list(dict.fromkeys(clinic_ids))
+    async def event_clocks(self, *, keys: Iterable[str]) -> dict[str, datetime]:
+        """The newest event time seen per episode."""
+        ids = list(dict.fromkeys(keys))
         if not ids:
             return {}
         return {d["_id"]: d["newest"] async for d in self.clocks.find({"_id": {"$in": ids}})}
 
     async def advance_clocks(self, *, newest: Mapping[str, datetime]) -> None:
-        """Move clinics' clocks forward (never back)."""
+        """Move episodes' clocks forward (never back)."""
         ops = [UpdateOne({"_id": c}, {"$max": {"newest": t}}, upsert=True) for c, t in newest.items()]
         if ops:
             await self.clocks.bulk_write(ops, ordered=False)
+
+    async def newest_event_time(self) -> datetime | None:
+        """The newest event time seen in any episode (the sweep's clock in event mode)."""
+        doc = await self.clocks.find_one({}, sort=[("newest", -1)])
+        return None if doc is None else doc["newest"]

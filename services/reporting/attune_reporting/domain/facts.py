@@ -90,7 +90,7 @@ class MeasureFact:
 
 @dataclass(frozen=True, slots=True)
 class AlertFact:
-    """The latest known state of one alert, placed in the cell of its raised_at month."""
+    """The latest known state of one alert, placed in the cell of the month it was triggered in (else raised)."""
 
     fact_id: str
     alert_id: str
@@ -244,7 +244,7 @@ def alert_fact(event: AlertEvent) -> AlertFact:
         client_ref=a.client_ref,
         episode_id=a.episode_id,
         clinician_id=a.clinician_id or UNASSIGNED,
-        month=month_of(a.raised_at),
+        month=month_of(a.triggered_at or a.raised_at),
         rule_id=a.rule_id,
         seq=seq,
         severity=a.severity,
