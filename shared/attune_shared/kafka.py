@@ -12,10 +12,18 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+    UnsupportedSaslMechanismError,
+)
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
 from attune_shared.logging import get_logger
 from attune_shared.metrics import CONSUMER_LAG, MESSAGES_PUBLISHED, TRANSIENT_ERRORS
@@ -26,6 +34,30 @@ log = get_logger(__name__)
 
 # Errors that retrying can fix: the broker or store is briefly away.
 TRANSIENT = (KafkaError, PyMongoError, OSError, asyncio.TimeoutError)
+# Errors that no retry can fix: wrong credentials or permissions, a bad URI. The service stops with a
+# clear message instead of retrying for ever.
+FATAL_KAFKA = (
+    AuthenticationFailedError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    TopicAuthorizationFailedError,
+)
+FATAL_MONGO_CODES = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
+
+
+class FatalError(RuntimeError):
+    """An infrastructure error that retrying cannot fix; the service stops."""
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Whether an error is one that retrying cannot fix."""
+    if isinstance(exc, (*FATAL_KAFKA, ConfigurationError)):
+        return True
+    return isinstance(exc, OperationFailure) and exc.code in FATAL_MONGO_CODES
+
+
 # Large enough for a dead letter that keeps an oversized EHR record whole (see kafka_admin.TOPIC_CONFIGS).
 MAX_REQUEST_BYTES = 9 * 1024 * 1024
 
@@ -142,6 +174,9 @@ async def retry_transient(
         try:
             return await fn()
         except (*TRANSIENT, *also) as exc:
+            if is_fatal(exc):
+                log.error("fatal_error", operation=operation, error=type(exc).__name__, detail=str(exc)[:300])
+                raise FatalError(f"{operation}: {type(exc).__name__}: {exc}") from exc
             attempt += 1
             TRANSIENT_ERRORS.labels(operation).inc()
             if stopping():

@@ -50,6 +50,17 @@ async def ensure_topics(settings: ServiceSettings, replication: int = 1) -> list
         await admin.close()
 
 
+async def missing_topics(settings: ServiceSettings) -> list[str]:
+    """Attune's topics (with the name prefix) that the cluster does not have."""
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings), request_timeout_ms=10000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [settings.topic(t) for t in TOPICS if settings.topic(t) not in existing]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["ensure-topics"])

@@ -16,7 +16,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_shared.auth import TokenStore
-from attune_shared.kafka import export_lag_forever, retry_transient
+from attune_shared.kafka import FatalError, export_lag_forever, retry_transient
+from attune_shared.kafka_admin import missing_topics
 from attune_shared.logging import configure_logging, get_logger
 from attune_shared.metrics import DEPENDENCY_UP, READY, render
 from attune_shared.mongo import make_client
@@ -70,6 +71,17 @@ class Service:
         return checks
 
 
+async def require_topics(settings: ServiceSettings) -> None:
+    """Stop with a clear message when Attune's topics do not exist (auto-creation is off)."""
+    missing = await missing_topics(settings)
+    if missing:
+        log.error("topics_missing", missing=missing)
+        raise FatalError(
+            f"Kafka topics missing: {', '.join(missing)}. Create them with `attune topics` "
+            "(or `python -m attune_shared.kafka_admin ensure-topics --replication 3`)."
+        )
+
+
 def build_app(
     service: Service,
     *,
@@ -95,6 +107,7 @@ def build_app(
             service.db = service.client[settings.database_name]
         if on_start is not None:
             await retry_transient("startup", lambda: on_start(service), stopping=lambda: service.stopping)
+        await retry_transient("topics", lambda: require_topics(settings), stopping=lambda: service.stopping)
         if consume:
             await retry_transient("kafka_connect", service.broker.start, stopping=lambda: service.stopping)
         else:
