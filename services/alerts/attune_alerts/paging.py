@@ -26,7 +26,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         data = json.loads(raw)
         raised_at = datetime.fromisoformat(data["r"])
         alert_id = data["i"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
         raise InvalidCursor("cursor is not one this API issued") from None
     if raised_at.tzinfo is None or not isinstance(alert_id, str):
         raise InvalidCursor("cursor is not one this API issued")

@@ -93,6 +93,8 @@ async def post_events(request: Request, caller: Principal = Depends(require_role
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not JSON") from None
+    except RecursionError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is JSON nested too deeply to read") from None
     if isinstance(doc, dict) and set(doc) == {"events"}:
         items = doc["events"]
         if not isinstance(items, list):

@@ -177,7 +177,7 @@ def _safe_ids(dead: DeadLetter) -> dict[str, Any]:
 
     try:
         doc = json.loads(dead.raw) if dead.raw_encoding is None else None
-    except ValueError:
+    except (ValueError, RecursionError):  # a record nested too deep for the parser is a dead letter too
         return {}
     if not isinstance(doc, dict):
         return {}

@@ -83,7 +83,7 @@ def unscorable(exc: UnscorableResponse) -> Rejected:
 def _classify(value: bytes, exc: ValidationError) -> Rejected:
     try:
         data = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         return Rejected("invalid_json", f"record is not JSON: {str(err)[:200]}")
     if not isinstance(data, dict):
         return Rejected("not_an_object", f"record is JSON but not an object ({type(data).__name__})")

@@ -80,7 +80,7 @@ def parse(rec: Inbound, contract_topic: str) -> Foldable | None:
         raise Rejected("record has no value (a tombstone)")
     try:
         data = json.loads(rec.value)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise Rejected(f"not JSON: {exc}") from None
     event_type = data.get("event_type") if isinstance(data, dict) else None
     if not isinstance(event_type, str):
