@@ -26,6 +26,8 @@ dlq_app = typer.Typer(
     help="Dead letters: list and re-drive rejected EHR records (admin).", no_args_is_help=True
 )
 app.add_typer(dlq_app, name="dlq")
+reporting_app = typer.Typer(help="Reporting's read models.", no_args_is_help=True)
+app.add_typer(reporting_app, name="reporting")
 app.command("simulate")(simulate)
 console = Console()
 
@@ -153,6 +155,44 @@ def dlq_replay(
     console.print(f"re-driven: {r.json()['replayed']}")
 
 
+@reporting_app.command("rebuild")
+def reporting_rebuild() -> None:
+    """Replay the topics from the beginning into a fresh database, materialize it, swap it in.
+
+    The running reporting service keeps answering from the old database until the swap, then from the
+    new one; events that arrive meanwhile are caught up after the swap.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from attune_reporting.rebuild import RebuildProgress, rebuild
+    from attune_reporting.settings import ReportingSettings
+    from attune_shared.settings import load_settings
+
+    settings = load_settings(ReportingSettings)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def show(p: RebuildProgress) -> None:
+            if p.phase not in tasks:
+                label = {
+                    "replay": "replaying the topics",
+                    "materialize": "materializing clinics",
+                    "swap": "swapping databases",
+                    "catch_up": "catching up",
+                    "retire": "retiring the old",
+                    "done": "done",
+                }[p.phase]
+                tasks[p.phase] = bar.add_task(label, total=max(p.total, 1))
+            bar.update(tasks[p.phase], completed=p.done, total=max(p.total, 1))
+
+        result = asyncio.run(rebuild(settings, show))
+    console.print(
+        f"rebuilt {result.database} from {result.records} records (+{result.catch_up_records} caught up) "
+        f"in {result.seconds:.1f}s; it replaced {result.previous}"
+    )
+
+
 @app.command()
 def demo(
     clinics: Annotated[int, typer.Option(min=1, max=50, help="clinics in the simulated network")] = 3,
@@ -176,6 +216,33 @@ def demo(
         console=console,
     )
     raise typer.Exit(0 if outcome.ok else 1)
+
+
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(min=1000, help="inbound records of the throughput run")] = 200_000,
+    weeks: Annotated[int, typer.Option(min=4, max=104, help="weeks of the simulated network")] = 24,
+    seed: Annotated[int, typer.Option(help="simulation seed")] = 1,
+    latency_events: Annotated[int, typer.Option(min=1000, help="records of the paced latency run")] = 40_000,
+    rate: Annotated[float, typer.Option(min=1, help="events per second of the latency run")] = 500,
+    scale_out: Annotated[bool, typer.Option(help="also run with two instances of every service")] = True,
+    naive_seconds: Annotated[float, typer.Option(min=5, help="how long the naive baseline runs")] = 60,
+    timeout: Annotated[float, typer.Option(help="seconds one drain may take at most")] = 7200,
+) -> None:
+    """Measure throughput, alert latency, memory and scale-out beside the raw limit and a naive design."""
+    from attune_cli.bench.run import run_bench
+
+    run_bench(
+        events=events,
+        weeks=weeks,
+        seed=seed,
+        latency_events=latency_events,
+        rate=rate,
+        scale_out=scale_out,
+        naive_seconds=naive_seconds,
+        timeout=timeout,
+        console=console,
+    )
 
 
 @app.command()
