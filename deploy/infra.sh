@@ -83,7 +83,7 @@ start_kafka() {
         || { cat "$logs/format.log" >&2; die "kafka storage format failed"; }
   fi
   say "kafka: starting on $LOCAL_KAFKA (heap $KAFKA_HEAP, logs $logs)"
-  nohup java "${java_opts[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$RUN/kafka-server.properties" \
+  setsid nohup java "${java_opts[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$RUN/kafka-server.properties" \
       > "$logs/stdout.log" 2>&1 < /dev/null &
   echo $! > "$pidf"
 }
@@ -97,7 +97,7 @@ start_ferretdb() {
   [[ -x "$FERRET_BIN" ]] || die "ferretdb binary missing: run 'make setup' first"
   mkdir -p "$RUN/ferretdb-data" "$logs"
   say "ferretdb: starting on $LOCAL_MONGO (data $RUN/ferretdb-data)"
-  nohup "$FERRET_BIN" --listen "127.0.0.1:$MONGO_PORT" --data "$RUN/ferretdb-data" \
+  setsid nohup "$FERRET_BIN" --listen "127.0.0.1:$MONGO_PORT" --data "$RUN/ferretdb-data" \
       > "$logs/stdout.log" 2>&1 < /dev/null &
   echo $! > "$pidf"
 }
