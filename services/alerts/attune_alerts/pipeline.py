@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -78,8 +78,9 @@ def tick(row: EpisodeRow, at: datetime, due: datetime | None = None) -> Input:
     every replica and every run derives the same alert for the same stretch of inactivity."""
     last = row.state.last_attended_at
     event_id = derived_id("inactivity", row.ctx.episode_id, last.isoformat() if last else "-")
-    # occurred_at: when the episode became inactive (fixed by the data, unlike the sweep's own time).
-    return Input(event_id, row.ctx, due or at, partition=row.partition, tick_at=at)
+    # Judged at the moment the episode became inactive (`due`, fixed by the data), not at the sweep's
+    # own time, so the alert and its severity do not depend on when a sweep happened to run.
+    return Input(event_id, row.ctx, due or at, partition=row.partition, tick_at=due or at)
 
 
 def parse(rec: Inbound) -> Input | None:
@@ -227,6 +228,17 @@ class AlertsPipeline:
         b.clocks[episode] = inp.occurred_at if known is None else max(known, inp.occurred_at)
         return b.clocks[episode]
 
+    def _inactive_before(self, b: _Batch, row: EpisodeRow, inp: Input) -> None:
+        """An event that comes N days or more after the last attended session shows the episode went
+        inactive before it: raise what the sweep would have raised by then (same tick, same alert id),
+        whether or not a sweep ran in between."""
+        last = row.state.last_attended_at
+        if last is None or not row.state.episode_open:
+            return
+        due = last + timedelta(days=self.thresholds.for_clinic(row.ctx.clinic_id).inactivity_days)
+        if inp.occurred_at >= due:
+            self._apply(b, tick(row, due, due=due))
+
     def _row(self, b: _Batch, inp: Input) -> EpisodeRow:
         row = b.rows.get(inp.ctx.episode_id)
         if row is None:
@@ -241,6 +253,8 @@ class AlertsPipeline:
 
     def _apply(self, b: _Batch, inp: Input) -> None:
         row = self._row(b, inp)
+        if inp.tick_at is None:
+            self._inactive_before(b, row, inp)
         now = self._now(b, inp)
         th = self.thresholds.for_clinic(row.ctx.clinic_id)
         before = row.state
