@@ -6,7 +6,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 export UV_LINK_MODE := copy
 
-.PHONY: help setup up down status test test-unit lint format clean-data demo run asyncapi
+.PHONY: help setup up down status test test-unit test-faults bench lint format clean-data demo run asyncapi
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -39,8 +39,14 @@ demo: up ## the whole system on a simulated clinic network, a report, then stop 
 run: up ## infrastructure and the four services in the foreground; Ctrl-C stops everything
 	@trap 'deploy/infra.sh down' EXIT; .venv/bin/attune run
 
+bench: up ## throughput, alert latency, memory, scale-out vs the raw limit and a naive design (BENCH_ARGS=...)
+	@set +e; .venv/bin/attune bench $(BENCH_ARGS); rc=$$?; deploy/infra.sh down; exit $$rc
+
 asyncapi: setup ## regenerate docs/asyncapi/*.json from the services' code
 	@.venv/bin/attune asyncapi
+
+test-faults: up ## only the fault-injection suite (crashes, restarts, outages, scale-out, poison) on the real stack
+	@set +e; $(PY) -m pytest -m faults -s $(PYTEST_ARGS); rc=$$?; deploy/infra.sh down; exit $$rc
 
 test-unit: setup ## only the fast tests (no infrastructure)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
