@@ -206,7 +206,7 @@ def run_demo(
         "ATTUNE_ALERTS_CLOCK": "event",
         "ATTUNE_ALERTS_SWEEP_SECONDS": "2",
         "ATTUNE_LOG_FORMAT": "json",
-        "ATTUNE_REPORTING_GAUGE_SECONDS": "5",
+        "ATTUNE_REPORTING_GAUGE_REFRESH_S": "5",
     }
     console.rule(f"[bold]Attune demo[/] (namespace {prefix}, logs in {run_dir.relative_to(ROOT)})")
     t0 = time.monotonic()

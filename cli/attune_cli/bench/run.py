@@ -1,0 +1,391 @@
+"""`attune bench`: the pipeline's throughput, alert latency, memory and scale-out on the real stack,
+beside the raw limit and a naive design measured in the same run on the same data.
+
+Every figure is printed and written to bench/results/<time>.json with the machine's core count and the
+git revision. Nothing here asserts: targets are compared and reported, met or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import statistics
+import subprocess
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from attune_cli.bench.baselines import naive_baseline, raw_limit
+from attune_cli.pipeline_state import drained_lags
+from attune_cli.simulator.generate import generate
+from attune_cli.simulator.model import Scenario, SimConfig
+from attune_cli.simulator.publish import publish
+from attune_cli.stack import ROOT, SERVICES, ServiceProcess
+from attune_shared.kafka_admin import ensure_topics
+from attune_shared.settings import ServiceSettings
+from attune_shared.topics import Topics
+
+RECORDS_PER_CLIENT_WEEK = 2.9  # what the simulator emits on average (sessions, questionnaires, noise)
+TARGETS = {
+    "throughput_vs_raw": 0.5,
+    "throughput_vs_naive": 10.0,
+    "alert_latency_p99_ms": 250.0,
+    "peak_rss_mb": 200.0,
+}
+
+
+@dataclass
+class PipelineRun:
+    """One drain of the inbound topic through the four services."""
+
+    instances: int
+    records: int
+    seconds: float
+    events_per_second: float
+    cpu_seconds: dict[str, float]
+    peak_rss_mb: dict[str, float]
+
+
+@dataclass
+class Results:
+    """Everything one `attune bench` measured."""
+
+    started_at: str
+    git_revision: str
+    cores: int
+    records: int
+    network: dict[str, int]
+    pipeline: PipelineRun | None = None
+    raw_limit_eps: float = 0.0
+    naive_eps: float = 0.0
+    naive_records: int = 0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    latency_alerts: int = 0
+    latency_rate: float = 0.0
+    scale_out: PipelineRun | None = None
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def network_for(events: int, weeks: int, seed: int) -> SimConfig:
+    """A seeded network big enough for `events` inbound records."""
+    clients = max(10, math.ceil(events / (weeks * RECORDS_PER_CLIENT_WEEK)))
+    return SimConfig(clinics=max(3, min(50, clients // 60)), clients=clients, weeks=weeks, seed=seed)
+
+
+def _proc_stats(pid: int) -> tuple[float, float]:
+    """(CPU seconds, peak RSS in MB) of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    peak = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
+    return cpu, peak
+
+
+def _env(prefix: str) -> dict[str, str]:
+    return {
+        "ATTUNE_NAME_PREFIX": prefix,
+        "ATTUNE_ALERTS_CLOCK": "event",
+        "ATTUNE_ALERTS_SWEEP_SECONDS": "5",
+        "ATTUNE_LOG_FORMAT": "json",
+        "ATTUNE_LOG_LEVEL": "warning",
+        "ATTUNE_BATCH_TIMEOUT_MS": "20",
+    }
+
+
+class Stack:
+    """The four services (n instances each) in their own namespace."""
+
+    def __init__(self, prefix: str, instances: int, logs: Path) -> None:
+        self.prefix = prefix
+        self.settings = ServiceSettings(attune_name_prefix=prefix)
+        self.procs = [
+            ServiceProcess(name, _env(prefix), logs / f"{name}-{i}.log")
+            for name in SERVICES
+            for i in range(instances)
+        ]
+
+    def __enter__(self) -> Stack:
+        asyncio.run(ensure_topics(self.settings))
+        for p in self.procs:
+            p.start()
+        for p in self.procs:
+            p.wait_ready(timeout=120)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        for p in self.procs:
+            if p.proc is not None and p.proc.poll() is None:
+                p.proc.send_signal(15)
+        for p in self.procs:
+            p.wait_exit()
+
+    def stats(self) -> dict[str, tuple[float, float]]:
+        """CPU seconds and peak RSS per service (instances summed / maxed)."""
+        out: dict[str, tuple[float, float]] = {}
+        for p in self.procs:
+            assert p.proc is not None
+            cpu, rss = _proc_stats(p.proc.pid)
+            seen = out.get(p.name, (0.0, 0.0))
+            out[p.name] = (seen[0] + cpu, max(seen[1], rss))
+        return out
+
+    def url(self, name: str) -> str:
+        """Base URL of the first instance of a service."""
+        return next(p.url for p in self.procs if p.name == name)
+
+
+def _publish(scenario: Scenario, settings: ServiceSettings, rate: float | None = None) -> None:
+    asyncio.run(
+        publish(
+            scenario,
+            via="kafka",
+            bootstrap=settings.kafka_bootstrap_servers,
+            topic=settings.topic(Topics.EHR_EVENTS),
+            rate=rate,
+        )
+    )
+
+
+def _wait_drained(settings: ServiceSettings, console: Console, timeout: float) -> float:
+    """Block until every consumer group's lag is zero; returns the monotonic time it was seen."""
+    deadline = time.monotonic() + timeout
+    last_print = 0.0
+    while time.monotonic() < deadline:
+        lags = asyncio.run(drained_lags(settings))
+        if sum(lags.values()) == 0:
+            return time.monotonic()
+        if time.monotonic() - last_print > 10:
+            console.print(f"  lag {lags}", highlight=False)
+            last_print = time.monotonic()
+        time.sleep(0.5)
+    raise TimeoutError(f"the pipeline did not drain within {timeout:.0f}s")
+
+
+def pipeline_run(
+    scenario: Scenario, instances: int, logs: Path, console: Console, timeout: float
+) -> tuple[PipelineRun, ServiceSettings]:
+    """Publish every record as fast as possible; time until every group has drained."""
+    prefix = f"bench{datetime.now(UTC).strftime('%H%M%S')}x{instances}_"
+    with Stack(prefix, instances, logs / prefix.rstrip("_")) as stack:
+        before = stack.stats()
+        console.print(f"publishing {len(scenario.records)} records ({instances} instance(s) per service) ...")
+        started = time.monotonic()
+        _publish(scenario, stack.settings)
+        console.print(f"  published in {time.monotonic() - started:.1f}s; waiting for every group to drain")
+        done = _wait_drained(stack.settings, console, timeout)
+        after = stack.stats()
+    seconds = done - started
+    run = PipelineRun(
+        instances=instances,
+        records=len(scenario.records),
+        seconds=round(seconds, 1),
+        events_per_second=round(len(scenario.records) / seconds, 1),
+        cpu_seconds={n: round(after[n][0] - before[n][0], 1) for n in after},
+        peak_rss_mb={n: round(after[n][1], 1) for n in after},
+    )
+    return run, stack.settings
+
+
+async def _records(settings: ServiceSettings, topic: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        parts = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        out: list[Any] = []
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            for recs in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
+                out.extend(recs)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def alert_latency(scenario: Scenario, rate: float, logs: Path, console: Console) -> tuple[list[float], int]:
+    """Milliseconds from an inbound record's publish to its alert on clinic.alerts.v1 (paced publishing)."""
+    prefix = f"benchlat{datetime.now(UTC).strftime('%H%M%S')}_"
+    with Stack(prefix, 1, logs / prefix.rstrip("_")) as stack:
+        console.print(f"alert latency: publishing {len(scenario.records)} records at {rate:.0f}/s ...")
+        _publish(scenario, stack.settings, rate=rate)
+        _wait_drained(stack.settings, console, timeout=1800)
+        inbound = asyncio.run(_records(stack.settings, stack.settings.topic(Topics.EHR_EVENTS)))
+        alerts = asyncio.run(_records(stack.settings, stack.settings.topic(Topics.ALERTS)))
+    # The record that triggers an alert: a response (by response_id) or an appointment outcome.
+    sent: dict[tuple[str, str], int] = {}
+    for r in inbound:
+        try:
+            doc = json.loads(r.value)
+            payload = doc["payload"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        for field_name in ("response_id", "appointment_id"):
+            ident = payload.get(field_name)
+            if isinstance(ident, str) and doc.get("event_type") != "appointment.scheduled":
+                sent.setdefault((field_name, ident), r.timestamp)
+    expected: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for c in scenario.truth.clients:
+        for a in sorted(c.expected_alerts, key=lambda a: a.raised_at):
+            expected[(c.client_ref, a.rule_id)].append(a)
+    raised: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for r in sorted(alerts, key=lambda r: r.timestamp):
+        ev = json.loads(r.value)
+        if ev["event_type"] == "alert.raised":
+            raised[(ev["alert"]["client_ref"], ev["alert"]["rule_id"])].append(r)
+    latencies: list[float] = []
+    for key, records in raised.items():
+        for rec, truth in zip(records, expected.get(key, []), strict=False):
+            if "inactivity" in truth.criteria:
+                continue  # raised by the periodic sweep, not by an inbound record
+            kind = "response_id" if truth.trigger_kind == "response" else "appointment_id"
+            at = sent.get((kind, truth.trigger))
+            if at is not None:
+                latencies.append(max(0.0, rec.timestamp - at))
+    return latencies, len(scenario.records)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    qs = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else [values[0]] * 99
+    return {
+        "p50": round(qs[49], 1),
+        "p95": round(qs[94], 1),
+        "p99": round(qs[98], 1),
+        "max": round(max(values), 1),
+    }
+
+
+def run_bench(
+    *,
+    events: int,
+    weeks: int,
+    seed: int,
+    latency_events: int,
+    rate: float,
+    scale_out: bool,
+    naive_seconds: float,
+    timeout: float,
+    console: Console,
+) -> Results:
+    """The whole benchmark; prints the table and writes the JSON results file."""
+    logs = ROOT / "var" / "bench"
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    config = network_for(events, weeks, seed)
+    console.rule(f"[bold]attune bench[/] ({os.cpu_count()} cores, revision {revision or '?'})")
+    t = time.monotonic()
+    scenario = generate(config)
+    console.print(
+        f"network: {config.clinics} clinics, {config.clients} clients, {weeks} weeks, seed {seed}: "
+        f"{len(scenario.records)} records (generated in {time.monotonic() - t:.1f}s)"
+    )
+    res = Results(
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        git_revision=revision,
+        cores=os.cpu_count() or 0,
+        records=len(scenario.records),
+        network={"clinics": config.clinics, "clients": config.clients, "weeks": weeks, "seed": seed},
+    )
+    res.pipeline, settings = pipeline_run(scenario, 1, logs, console, timeout)
+    console.print(f"  pipeline: {res.pipeline.events_per_second} events/s")
+
+    inbound = settings.topic(Topics.EHR_EVENTS)
+    raw = asyncio.run(
+        raw_limit(settings, inbound, len(scenario.records), f"{settings.attune_name_prefix}raw")
+    )
+    res.raw_limit_eps = round(raw.per_second, 1)
+    console.print(f"  raw limit: {res.raw_limit_eps} events/s")
+    naive = asyncio.run(
+        naive_baseline(
+            settings, inbound, len(scenario.records), f"{settings.attune_name_prefix}naive", naive_seconds
+        )
+    )
+    res.naive_eps, res.naive_records = round(naive.per_second, 1), naive.records
+    console.print(
+        f"  naive baseline: {res.naive_eps} events/s ({naive.records} records in {naive.seconds:.0f}s)"
+    )
+
+    lat_config = network_for(latency_events, 12, seed + 1)
+    lat_scenario = generate(lat_config)
+    values, _ = alert_latency(lat_scenario, rate, logs, console)
+    res.latency_ms, res.latency_alerts, res.latency_rate = _percentiles(values), len(values), rate
+
+    if scale_out:
+        res.scale_out, _ = pipeline_run(scenario, 2, logs, console, timeout)
+
+    res.targets = _targets(res)
+    _print(res, console)
+    out = ROOT / "bench" / "results" / f"{res.started_at.replace(':', '').replace('-', '')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(asdict(res), indent=2) + "\n")
+    console.print(f"results written to {out.relative_to(ROOT)}")
+    return res
+
+
+def _targets(res: Results) -> dict[str, dict[str, Any]]:
+    eps = res.pipeline.events_per_second if res.pipeline else 0.0
+    rss = max(res.pipeline.peak_rss_mb.values()) if res.pipeline else 0.0
+    p99 = res.latency_ms.get("p99", float("inf"))
+    vs_raw = eps / res.raw_limit_eps if res.raw_limit_eps else 0.0
+    vs_naive = eps / res.naive_eps if res.naive_eps else 0.0
+    return {
+        "throughput >= 50% of the raw limit": {
+            "value": round(vs_raw, 3),
+            "met": vs_raw >= TARGETS["throughput_vs_raw"],
+        },
+        "throughput >= 10 x the naive baseline": {
+            "value": round(vs_naive, 2),
+            "met": vs_naive >= TARGETS["throughput_vs_naive"],
+        },
+        f"alert latency p99 <= 250 ms at {res.latency_rate:.0f}/s": {
+            "value": p99,
+            "met": p99 <= TARGETS["alert_latency_p99_ms"],
+        },
+        "peak RSS <= 200 MB per service": {"value": rss, "met": rss <= TARGETS["peak_rss_mb"]},
+    }
+
+
+def _print(res: Results, console: Console) -> None:
+    table = Table(
+        "measure", "figure", title=f"attune bench: {res.records} inbound records, {res.cores} cores"
+    )
+    if res.pipeline:
+        p = res.pipeline
+        table.add_row(
+            "pipeline throughput (1 instance each)", f"{p.events_per_second} events/s ({p.seconds}s)"
+        )
+        table.add_row("  CPU seconds per service", ", ".join(f"{k} {v}" for k, v in p.cpu_seconds.items()))
+        table.add_row("  peak RSS per service (MB)", ", ".join(f"{k} {v}" for k, v in p.peak_rss_mb.items()))
+    table.add_row("raw limit (aiokafka + insert_many, no logic)", f"{res.raw_limit_eps} events/s")
+    table.add_row("naive baseline (per-message validate, insert, commit)", f"{res.naive_eps} events/s")
+    lat = res.latency_ms
+    table.add_row(
+        f"alert latency at {res.latency_rate:.0f} events/s ({res.latency_alerts} alerts)",
+        ", ".join(f"{k} {v} ms" for k, v in lat.items()) or "no alerts matched",
+    )
+    if res.scale_out and res.pipeline:
+        ratio = res.scale_out.events_per_second / res.pipeline.events_per_second
+        table.add_row(
+            "scale-out (2 instances each)", f"{res.scale_out.events_per_second} events/s ({ratio:.2f} x one)"
+        )
+    console.print(table)
+    targets = Table("target", "value", "met", title="Targets")
+    for name, t in res.targets.items():
+        targets.add_row(name, str(t["value"]), "[green]yes[/]" if t["met"] else "[red]no[/]")
+    console.print(targets)
