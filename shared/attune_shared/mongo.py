@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -24,32 +23,6 @@ def make_client(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
         appname=f"attune-{settings.service_name}",
         tz_aware=True,
     )
-
-
-async def find_by_ids(
-    collection: AsyncCollection[dict[str, Any]],
-    ids: Iterable[Any],
-    projection: dict[str, Any] | None = None,
-    concurrency: int = 16,
-) -> list[dict[str, Any]]:
-    """The documents with these `_id`s, read one `_id` at a time, a few at once.
-
-    FerretDB pushes only a lone `_id` equality down to its tables: an `$in` reads the whole
-    collection, so on a collection that grows with history (receipts, responses) a batch's `$in`
-    costs more with every batch. Point reads keep a batch's cost proportional to the batch. On
-    MongoDB they are cheap as well (the `_id` index, concurrent round trips).
-    """
-    wanted = list(dict.fromkeys(ids))
-    if not wanted:
-        return []
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(key: Any) -> dict[str, Any] | None:
-        async with gate:
-            return await collection.find_one({"_id": key}, projection)
-
-    found = await asyncio.gather(*(one(k) for k in wanted))
-    return [d for d in found if d is not None]
 
 
 async def insert_new(

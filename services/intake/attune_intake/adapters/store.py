@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError
 
 from attune_intake.domain.episodes import ClientState, Episode
 from attune_shared.events import DeadLetter
-from attune_shared.mongo import find_by_ids, insert_new
+from attune_shared.mongo import insert_new
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -91,11 +91,17 @@ class IntakeStore:
 
     async def seen(self, *, keys: Iterable[str]) -> set[str]:
         """Which receipt keys are already recorded."""
-        return {d["_id"] for d in await find_by_ids(self.receipts, keys, {"_id": 1})}
+        keys = list(set(keys))
+        if not keys:
+            return set()
+        return {d["_id"] async for d in self.receipts.find({"_id": {"$in": keys}}, {"_id": 1})}
 
     async def load_clients(self, *, client_refs: Iterable[str]) -> dict[str, ClientState]:
         """Current state of these clients (absent ones are new)."""
-        return {d["_id"]: _client_state(d) for d in await find_by_ids(self.clients, client_refs)}
+        refs = list(set(client_refs))
+        if not refs:
+            return {}
+        return {d["_id"]: _client_state(d) async for d in self.clients.find({"_id": {"$in": refs}})}
 
     async def save_clients(self, *, states: Sequence[ClientState]) -> None:
         """Write changed clients with an optimistic version check (single writer per client)."""
