@@ -52,7 +52,8 @@ setup_kafka() {
 
 setup_ferretdb() {
   local src="$ROOT/deploy/ferretdb"
-  if [[ -x "$FERRET_BIN" && "$FERRET_BIN" -nt "$src/main.go" && "$FERRET_BIN" -nt "$src/go.sum" ]]; then
+  local newest; newest=$(ls -t "$src"/*.go "$src"/go.mod "$src"/go.sum | head -1)
+  if [[ -x "$FERRET_BIN" && "$FERRET_BIN" -nt "$newest" ]]; then
     say "ferretdb: cached ($FERRET_BIN)"; return
   fi
   need go "install Go 1.22 or newer"

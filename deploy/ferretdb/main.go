@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -20,6 +21,8 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
 	dataDir := flag.String("data", ".cache/ferretdb-data", "directory for the SQLite databases")
 	logLevel := flag.String("log-level", "warn", "debug, info, warn or error")
+	idIndex := flag.Duration("id-index-every", 250*time.Millisecond,
+		"how often to add the _id lookup index to new collection tables (0 disables; see idindex.go)")
 	flag.Parse()
 
 	abs, err := filepath.Abs(*dataDir)
@@ -48,6 +51,10 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	if *idIndex > 0 {
+		go runIDIndexer(ctx, abs, *idIndex, logger)
+	}
 
 	logger.Warn("attune-ferretdb listening", "addr", *listen, "data", abs)
 	if err := f.Run(ctx); err != nil {
