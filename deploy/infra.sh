@@ -98,7 +98,9 @@ start_ferretdb() {
   [[ -x "$FERRET_BIN" ]] || die "ferretdb binary missing: run 'make setup' first"
   mkdir -p "$RUN/ferretdb-data" "$logs"
   say "ferretdb: starting on $LOCAL_MONGO (data $RUN/ferretdb-data)"
-  setsid nohup "$FERRET_BIN" --listen "127.0.0.1:$MONGO_PORT" --data "$RUN/ferretdb-data" \
+  # ATTUNE_FERRETDB_FLAGS: extra flags, e.g. "-pprof 127.0.0.1:6060" to profile the store
+  # shellcheck disable=SC2086
+  setsid nohup "$FERRET_BIN" --listen "127.0.0.1:$MONGO_PORT" --data "$RUN/ferretdb-data" ${ATTUNE_FERRETDB_FLAGS:-} \
       > "$logs/stdout.log" 2>&1 < /dev/null &
   echo $! > "$pidf"
 }

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from attune_shared.settings import ServiceSettings
 
 DUPLICATE_KEY = 11000
+# How many single-document operations one batch helper keeps in flight on FerretDB.
+POINT_CONCURRENCY = 32
+
+T = TypeVar("T")
+_POINT_LOOKUPS: dict[int, bool] = {}
 
 
 def make_client(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
@@ -45,3 +51,101 @@ async def insert_new(
             raise
         dupes = len(errors)
         return len(docs) - dupes, dupes
+
+
+# ------------------------------------------------------------------ lookups by _id
+#
+# On MongoDB, `{"_id": {"$in": ids}}` is one indexed query. FerretDB 1.x (the local store) pushes
+# down to its storage only a filter holding a lone `_id` equality; anything else, `$in` included,
+# reads and decodes the whole collection, so the cost of a batch lookup grows with the collection.
+# So reads use `$in` on MongoDB and concurrent single-`_id` lookups on FerretDB (the store the
+# project starts indexes those: deploy/ferretdb/idindex.go), and writes are bulks of single-`_id`
+# operations, one round trip on both. They are for hot paths; admin queries may use `$in`.
+
+
+async def point_lookups(collection: AsyncCollection[dict[str, Any]]) -> bool:
+    """Whether this collection's server is FerretDB (so single-`_id` operations beat `$in`)."""
+    client = collection.database.client
+    key = id(client)
+    if key not in _POINT_LOOKUPS:
+        info = await client.admin.command("buildInfo")
+        _POINT_LOOKUPS[key] = "ferretdbVersion" in info
+    return _POINT_LOOKUPS[key]
+
+
+async def _bounded(call: Callable[[Any], Awaitable[T]], items: Iterable[Any]) -> list[T]:
+    """call(item) for every item, at most POINT_CONCURRENCY at a time, results in order."""
+    gate = asyncio.Semaphore(POINT_CONCURRENCY)
+
+    async def run(item: Any) -> T:
+        async with gate:
+            return await call(item)
+
+    return list(await asyncio.gather(*(run(i) for i in items)))
+
+
+async def find_by_ids(
+    collection: AsyncCollection[dict[str, Any]],
+    ids: Iterable[Any],
+    projection: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The stored documents among these `_id`s (absent ones are simply missing)."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    if not await point_lookups(collection):
+        return await collection.find({"_id": {"$in": wanted}}, projection).to_list()
+
+    async def one(i: Any) -> dict[str, Any] | None:
+        return await collection.find_one({"_id": i}, projection)
+
+    docs = await _bounded(one, wanted)
+    return [d for d in docs if d is not None]
+
+
+async def delete_by_ids(collection: AsyncCollection[dict[str, Any]], ids: Iterable[Any]) -> None:
+    """Delete the documents with these `_id`s (absent ones are fine): one bulk of single-`_id` deletes."""
+    wanted = list(dict.fromkeys(ids))
+    if wanted:
+        await collection.bulk_write([DeleteOne({"_id": i}) for i in wanted], ordered=False)
+
+
+async def update_by_ids(
+    collection: AsyncCollection[dict[str, Any]], ids: Iterable[Any], update: Mapping[str, Any]
+) -> None:
+    """Apply one update to each of these `_id`s (absent ones stay absent): one bulk of single-`_id` updates."""
+    wanted = list(dict.fromkeys(ids))
+    if wanted:
+        await collection.bulk_write([UpdateOne({"_id": i}, dict(update)) for i in wanted], ordered=False)
+
+
+async def replace_by_ids(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> None:
+    """Upsert whole documents by their `_id`: one bulk of single-`_id` replacements."""
+    if docs:
+        ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
+        await collection.bulk_write(ops, ordered=False)
+
+
+async def replace_versioned(
+    collection: AsyncCollection[dict[str, Any]], items: Sequence[tuple[dict[str, Any], int]]
+) -> int:
+    """Replace each document whose stored `version` is still the expected one; returns how many were.
+
+    `items` are (new document, the `version` it was read at). On MongoDB the check is in the
+    filter, so it is atomic. FerretDB cannot push a two-field filter down (each such replace would
+    read the whole collection) and does not apply an update atomically anyway, so there the
+    versions are read by `_id` first and the matching documents replaced by `_id`: the same check,
+    with the window FerretDB has in any case. Single writers per key come from Kafka's partition
+    ownership; this check catches the rest (a zombie consumer, a sweep racing the consumer).
+    """
+    if not items:
+        return 0
+    if not await point_lookups(collection):
+        ops = [ReplaceOne({"_id": doc["_id"], "version": version}, doc) for doc, version in items]
+        return (await collection.bulk_write(ops, ordered=False)).matched_count
+    found = await find_by_ids(collection, [doc["_id"] for doc, _ in items], {"version": 1})
+    stored = {d["_id"]: d.get("version") for d in found}
+    fresh = [doc for doc, version in items if stored.get(doc["_id"]) == version]
+    if fresh:
+        await collection.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc) for doc in fresh], ordered=False)
+    return len(fresh)

@@ -1,9 +1,11 @@
 """intake's batch pipeline: validate, de-duplicate, pseudonymise, place in episodes, republish.
 
-Effects are made durable in an order that makes a crash anywhere safe to replay: canonical events
-and dead letters are published first (their ids are derived from the input, so a replay republishes
-the same ids and consumers de-duplicate), then client state, dead letters and receipts are written,
-and only then does the caller commit the offsets.
+Effects are made durable in an order that makes a crash anywhere safe to replay. Each valid record
+first claims its receipt (`source|event_id`, naming the record's topic, partition and offset): a key
+claimed by another record is an EHR duplicate and is dropped, a key claimed by this same record is a
+replay and is processed again. Then canonical events and dead letters are published (their ids are
+derived from the input, so a replay republishes the same ids and consumers de-duplicate), then
+client state and dead letters are written, and only then does the caller commit the offsets.
 """
 
 from __future__ import annotations
@@ -91,25 +93,33 @@ class IntakePipeline:
         now = datetime.now(UTC)
         result = BatchResult()
         valid: list[EhrEnvelope] = []
+        receipts: list[dict[str, Any]] = []
         for rec in records:
             try:
-                valid.append(validate(rec))
+                env = validate(rec)
             except EnvelopeRejected as exc:
                 result.dead.append(reject(rec, exc, now))
+                continue
+            valid.append(env)
+            receipts.append(
+                {
+                    "_id": receipt_key(env.source, env.event_id),
+                    "origin": f"{rec.topic}/{rec.partition}/{rec.offset}",
+                    "event_type": env.event_type,
+                    "received_at": now,
+                }
+            )
 
-        seen = await self.store.seen(keys=(receipt_key(e.source, e.event_id) for e in valid))
+        duplicates = await self.store.claim(receipts=receipts)
         refs = {id(e): self.pseudonym(e) for e in valid}
         states = await self.store.load_clients(client_refs=refs.values())
         changed: dict[str, ClientState] = {}
         out: list[OutRecord] = []
-        receipts: list[dict[str, Any]] = []
-        for env in valid:
-            key = receipt_key(env.source, env.event_id)
-            if key in seen:
+        for position, env in enumerate(valid):
+            if position in duplicates:
                 result.duplicates += 1
                 metrics.DUPLICATES.labels(env.event_type).inc()
                 continue
-            seen.add(key)
             ref = refs[id(env)]
             state = (
                 changed.get(ref) or states.get(ref) or ClientState(client_ref=ref, clinic_id=env.clinic_id)
@@ -121,15 +131,6 @@ class IntakePipeline:
                 out.append(OutRecord(self.out_care, ev.client_ref.encode(), ev.model_dump_json().encode()))
                 if ev.event_type == "episode.opened":
                     metrics.EPISODES_OPENED.inc()
-            receipts.append(
-                {
-                    "_id": key,
-                    "event_type": env.event_type,
-                    "client_ref": ref,
-                    "episode_id": canonical.episode_id,
-                    "received_at": now,
-                }
-            )
             result.accepted += 1
             result.by_type[env.event_type] += 1
 
@@ -142,7 +143,6 @@ class IntakePipeline:
             await self.store.save_clients(states=list(changed.values()))
         if result.dead:
             await self.store.keep_dead_letters(letters=result.dead)
-        await self.store.record(receipts=receipts)
 
         for event_type, n in result.by_type.items():
             metrics.ACCEPTED.labels(event_type).inc(n)

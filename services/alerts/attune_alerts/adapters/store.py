@@ -24,14 +24,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING, ReplaceOne, UpdateOne
+from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from attune_alerts.domain.state import EpisodeState
 from attune_alerts.lifecycle import EpisodeContext, StoredAlert, now_ms
 from attune_shared.events import Alert, AlertEvent
-from attune_shared.mongo import insert_new
+from attune_shared.mongo import (
+    find_by_ids,
+    insert_new,
+    point_lookups,
+    replace_by_ids,
+    replace_versioned,
+    update_by_ids,
+)
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -236,7 +243,7 @@ class AlertsStore:
         ids = list(dict.fromkeys(episode_ids))
         if not ids:
             return {}
-        return {d["_id"]: _episode_row(d) async for d in self.episodes.find({"_id": {"$in": ids}})}
+        return {d["_id"]: _episode_row(d) for d in await find_by_ids(self.episodes, ids)}
 
     async def save_episodes(self, *, rows: Sequence[EpisodeRow]) -> None:
         """Write changed episodes with an optimistic version check; ConcurrentUpdate when one moved."""
@@ -248,10 +255,9 @@ class AlertsStore:
             except BulkWriteError as exc:
                 raise ConcurrentUpdate("an episode was created concurrently") from exc
         if old:
-            ops = [ReplaceOne({"_id": r.ctx.episode_id, "version": r.version}, _episode_doc(r)) for r in old]
-            result = await self.episodes.bulk_write(ops, ordered=False)
-            if result.matched_count != len(ops):
-                raise ConcurrentUpdate(f"{len(ops) - result.matched_count} episode(s) changed concurrently")
+            matched = await replace_versioned(self.episodes, [(_episode_doc(r), r.version) for r in old])
+            if matched != len(old):
+                raise ConcurrentUpdate(f"{len(old) - matched} episode(s) changed concurrently")
         for r in rows:
             r.version += 1
             r.dirty = False
@@ -273,7 +279,7 @@ class AlertsStore:
         ids = list(dict.fromkeys(alert_ids))
         if not ids:
             return {}
-        docs = {d["_id"]: stored_from_doc(d) async for d in self.alerts.find({"_id": {"$in": ids}})}
+        docs = {d["_id"]: stored_from_doc(d) for d in await find_by_ids(self.alerts, ids)}
         newest: dict[str, int] = {}
         async for d in self.changes.find({"alert_id": {"$in": ids}}, {"alert_id": 1, "seq": 1}):
             newest[d["alert_id"]] = max(newest.get(d["alert_id"], 0), int(d["seq"]))
@@ -282,7 +288,7 @@ class AlertsStore:
         ]
         out = {aid: Current(s) for aid, s in docs.items()}
         if ahead:
-            async for d in self.changes.find({"_id": {"$in": ahead}}):
+            for d in await find_by_ids(self.changes, ahead):
                 rec = _record(d)
                 out[rec.stored.alert_id] = Current(rec.stored, rec)
         return out
@@ -322,15 +328,27 @@ class AlertsStore:
     async def mark_published(self, *, record_ids: Sequence[str]) -> None:
         """Note that these changes' events are on the alerts topic."""
         if record_ids:
-            await self.changes.update_many(
-                {"_id": {"$in": list(record_ids)}}, {"$set": {"published_at": now_ms()}}
-            )
+            await update_by_ids(self.changes, record_ids, {"$set": {"published_at": now_ms()}})
 
     async def project(self, *, alerts: Iterable[StoredAlert]) -> None:
         """Write alerts' current state, forward only (a newer sequence already stored wins)."""
-        # One call per alert: FerretDB's bulk reply to an upsert that hits a duplicate key lacks
-        # fields pymongo needs. The number of alerts one batch touches is small.
-        await asyncio.gather(*(self._project_one(s) for s in alerts))
+        newest: dict[str, StoredAlert] = {}
+        for s in alerts:
+            if s.alert_id not in newest or newest[s.alert_id].sequence < s.sequence:
+                newest[s.alert_id] = s
+        if not newest:
+            return
+        if await point_lookups(self.alerts):
+            # FerretDB: a filter beyond `_id` reads the whole collection; compare sequences first.
+            stored = {
+                d["_id"]: int(d["sequence"])
+                for d in await find_by_ids(self.alerts, list(newest), {"sequence": 1})
+            }
+            ahead = [s for aid, s in newest.items() if stored.get(aid, -1) < s.sequence]
+            await replace_by_ids(self.alerts, [alert_doc(s) for s in ahead])
+            return
+        # One call per alert: the filter holds the forward-only check, atomically.
+        await asyncio.gather(*(self._project_one(s) for s in newest.values()))
 
     async def _project_one(self, s: StoredAlert) -> None:
         # A duplicate key: the stored alert is already at this sequence or newer.
@@ -428,7 +446,7 @@ class AlertsStore:
         ids = list(dict.fromkeys(keys))
         if not ids:
             return {}
-        return {d["_id"]: d["newest"] async for d in self.clocks.find({"_id": {"$in": ids}})}
+        return {d["_id"]: d["newest"] for d in await find_by_ids(self.clocks, ids)}
 
     async def advance_clocks(self, *, newest: Mapping[str, datetime]) -> None:
         """Move episodes' clocks forward (never back)."""

@@ -10,13 +10,13 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pymongo import DESCENDING, ReplaceOne
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from attune_intake.domain.episodes import ClientState, Episode
 from attune_shared.events import DeadLetter
-from attune_shared.mongo import insert_new
+from attune_shared.mongo import DUPLICATE_KEY, find_by_ids, insert_new, replace_versioned
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -94,14 +94,14 @@ class IntakeStore:
         keys = list(set(keys))
         if not keys:
             return set()
-        return {d["_id"] async for d in self.receipts.find({"_id": {"$in": keys}}, {"_id": 1})}
+        return {d["_id"] for d in await find_by_ids(self.receipts, keys, {"_id": 1})}
 
     async def load_clients(self, *, client_refs: Iterable[str]) -> dict[str, ClientState]:
         """Current state of these clients (absent ones are new)."""
         refs = list(set(client_refs))
         if not refs:
             return {}
-        return {d["_id"]: _client_state(d) async for d in self.clients.find({"_id": {"$in": refs}})}
+        return {d["_id"]: _client_state(d) for d in await find_by_ids(self.clients, refs)}
 
     async def save_clients(self, *, states: Sequence[ClientState]) -> None:
         """Write changed clients with an optimistic version check (single writer per client)."""
@@ -113,14 +113,33 @@ class IntakeStore:
             except BulkWriteError as exc:
                 raise ConcurrentUpdate("a new client was created concurrently") from exc
         if old:
-            ops = [ReplaceOne({"_id": s.client_ref, "version": s.version}, _client_doc(s)) for s in old]
-            result = await self.clients.bulk_write(ops, ordered=False)
-            if result.matched_count != len(ops):
-                raise ConcurrentUpdate(f"{len(ops) - result.matched_count} client(s) changed concurrently")
+            matched = await replace_versioned(self.clients, [(_client_doc(s), s.version) for s in old])
+            if matched != len(old):
+                raise ConcurrentUpdate(f"{len(old) - matched} client(s) changed concurrently")
 
-    async def record(self, *, receipts: Sequence[dict[str, Any]]) -> None:
-        """Record processed events (a duplicate receipt means a replay: fine)."""
-        await insert_new(self.receipts, receipts)
+    async def claim(self, *, receipts: Sequence[dict[str, Any]]) -> set[int]:
+        """Record receipts before their events are processed; returns the positions of duplicates.
+
+        Each receipt names the record that claimed it (`origin`: topic, partition, offset). A key
+        already claimed by another record is a duplicate sent by the EHR. A key claimed by this
+        same record is a replay after a crash or a retried batch, whose effects may not all be
+        durable yet, so it is processed again (its outputs have the same ids as before). The usual
+        batch costs one insert and no read: receipts are only read back for keys that clash.
+        """
+        if not receipts:
+            return set()
+        try:
+            await self.receipts.insert_many(list(receipts), ordered=False)
+            return set()
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            clashing = [int(e["index"]) for e in errors]
+        keys = [receipts[i]["_id"] for i in clashing]
+        held = {d["_id"]: d.get("origin") for d in await find_by_ids(self.receipts, keys, {"origin": 1})}
+        # A second copy in the same batch clashes with the first one's fresh receipt: a duplicate.
+        return {i for i in clashing if held.get(receipts[i]["_id"]) != receipts[i]["origin"]}
 
     async def keep_dead_letters(self, *, letters: Sequence[DeadLetter]) -> None:
         """Keep dead letters for `attune dlq list|replay` (a re-consumed record keeps its first copy)."""

@@ -4,6 +4,12 @@
 kept (items, status, times), its group `series_key` (episode + instrument, indexed: one group is one
 series), and the last published revision, fingerprint and scores. Times are kept as the ISO text they
 arrived in, so a stored version re-serialises exactly as it did when it was first published.
+
+`series` lists, per `series_key`, the responses ever stored in that group (`members`), so a batch
+reads its groups by `_id` alone: FerretDB (the local store) serves only a lone `_id` equality from an
+index and reads the whole collection for any other filter. A member whose stored `series_key` has
+since changed (an amendment moved it) is filtered out on reading; memberships are written before the
+responses, so a crash in between leaves at most a member not stored yet, which reads as absent.
 """
 
 from __future__ import annotations
@@ -13,13 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from attune_measures.dead_letters import MeasuresDeadLetter
 from attune_measures.domain.versions import ResponseVersion, Tracked
-from attune_shared.mongo import DUPLICATE_KEY, insert_new
+from attune_shared.mongo import DUPLICATE_KEY, find_by_ids, insert_new, replace_versioned
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -99,6 +105,7 @@ class MeasuresStore:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.db = db
         self.responses = db["responses"]
+        self.series = db["series"]
         self.dead_letters = db["dead_letters"]
 
     async def ensure_indexes(self) -> None:
@@ -111,24 +118,30 @@ class MeasuresStore:
         await self.dead_letters.create_index([("error.code", 1), ("received_at", DESCENDING)], name="by_code")
 
     async def load(self, *, keys: Iterable[str] = (), series_keys: Iterable[str] = ()) -> Loaded:
-        """These responses and every member of these groups, in one query."""
-        key_list, series_list = sorted(set(keys)), sorted(set(series_keys))
-        clauses: list[dict[str, Any]] = []
-        if key_list:
-            clauses.append({"_id": {"$in": key_list}})
-        if series_list:
-            clauses.append({"series_key": {"$in": series_list}})
+        """These responses and every current member of these groups."""
+        key_set, series_set = set(keys), set(series_keys)
         loaded = Loaded({}, {})
-        if not clauses:
+        if not key_set and not series_set:
             return loaded
-        query = clauses[0] if len(clauses) == 1 else {"$or": clauses}
-        async for doc in self.responses.find(query):
-            loaded.book[doc["_id"]] = tracked_from_doc(doc)
-            loaded.versions[doc["_id"]] = int(doc.get("version", 0))
+        groups = await find_by_ids(self.series, sorted(series_set))
+        members = {m for g in groups for m in g.get("members", [])}
+        for doc in await find_by_ids(self.responses, sorted(key_set | members)):
+            if doc["_id"] in key_set or doc["series_key"] in series_set:
+                loaded.book[doc["_id"]] = tracked_from_doc(doc)
+                loaded.versions[doc["_id"]] = int(doc.get("version", 0))
         return loaded
 
     async def save(self, *, changed: Sequence[Tracked], versions: Mapping[str, int]) -> None:
         """Write changed responses: new ones inserted, known ones replaced if nobody wrote them meanwhile."""
+        groups: dict[str, list[str]] = {}
+        for t in changed:
+            groups.setdefault(t.response.series_key, []).append(t.response.key)
+        if groups:
+            ops = [
+                UpdateOne({"_id": s}, {"$addToSet": {"members": {"$each": sorted(k)}}}, upsert=True)
+                for s, k in sorted(groups.items())
+            ]
+            await self.series.bulk_write(ops, ordered=False)
         new = [response_doc(t, 1) for t in changed if t.response.key not in versions]
         old = [t for t in changed if t.response.key in versions]
         if new:
@@ -140,16 +153,10 @@ class MeasuresStore:
                     raise ConcurrentUpdate("a response was stored concurrently") from exc
                 raise
         if old:
-            ops = [
-                ReplaceOne(
-                    {"_id": t.response.key, "version": versions[t.response.key]},
-                    response_doc(t, versions[t.response.key] + 1),
-                )
-                for t in old
-            ]
-            result = await self.responses.bulk_write(ops, ordered=False)
-            if result.matched_count != len(ops):
-                raise ConcurrentUpdate(f"{len(ops) - result.matched_count} response(s) changed concurrently")
+            items = [(response_doc(t, versions[t.response.key] + 1), versions[t.response.key]) for t in old]
+            matched = await replace_versioned(self.responses, items)
+            if matched != len(old):
+                raise ConcurrentUpdate(f"{len(old) - matched} response(s) changed concurrently")
 
     async def keep_dead_letters(self, *, letters: Sequence[MeasuresDeadLetter]) -> None:
         """Keep dead letters for an operator (a re-consumed record keeps its first copy)."""

@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from attune_reporting.adapters.codec import ClientIndex, from_doc, to_doc
 from attune_reporting.domain.episodes import EpisodeSummary
 from attune_reporting.domain.facts import AlertFact, CareFact, MeasureFact
-from attune_shared.mongo import insert_new
+from attune_shared.mongo import delete_by_ids, find_by_ids, insert_new, replace_by_ids
 
 LOCK_ID = "materializer"
 INDEX_ID = "index"
@@ -78,13 +78,13 @@ class ReportingStore:
         """Stored measure facts among these ids."""
         wanted = sorted(set(ids))
         coll = self._cell("measures", clinic_id, month)
-        return {d["_id"]: from_doc(MeasureFact, d) async for d in coll.find({"_id": {"$in": wanted}})}
+        return {d["_id"]: from_doc(MeasureFact, d) for d in await find_by_ids(coll, wanted)}
 
     async def load_alerts(self, *, clinic_id: str, month: str, ids: Iterable[str]) -> dict[str, AlertFact]:
         """Stored alert facts among these ids."""
         wanted = sorted(set(ids))
         coll = self._cell("alerts", clinic_id, month)
-        return {d["_id"]: from_doc(AlertFact, d) async for d in coll.find({"_id": {"$in": wanted}})}
+        return {d["_id"]: from_doc(AlertFact, d) for d in await find_by_ids(coll, wanted)}
 
     async def put(
         self,
@@ -103,8 +103,7 @@ class ReportingStore:
         """
         coll = self._cell(kind, clinic_id, month)
         await insert_new(coll, [to_doc(f) for f in new])
-        for fact in replaced:
-            await coll.replace_one({"_id": fact.fact_id}, to_doc(fact), upsert=True)
+        await replace_by_ids(coll, [to_doc(f) for f in replaced])
 
     async def cell_facts(
         self, *, clinic_id: str, month: str
@@ -152,7 +151,7 @@ class ReportingStore:
     async def clear(self, *, mark_ids: Sequence[str]) -> None:
         """Delete processed marks (a mark written meanwhile has another id and stays)."""
         if mark_ids:
-            await self.dirty.delete_many({"_id": {"$in": list(mark_ids)}})
+            await delete_by_ids(self.dirty, mark_ids)
 
     async def pending(self) -> int:
         """How many marks wait for the materializer."""
@@ -199,10 +198,9 @@ class ReportingStore:
     ) -> None:
         """Write recomputed summaries (only the materializer, under its lock, writes these)."""
         coll = self.db[f"episodes.{clinic_id}"]
-        for summary in changed:
-            await coll.replace_one({"_id": summary.episode_id}, to_doc(summary), upsert=True)
+        await replace_by_ids(coll, [to_doc(s) for s in changed])
         if removed:
-            await coll.delete_many({"_id": {"$in": list(removed)}})
+            await delete_by_ids(coll, removed)
 
     async def client_index(self, *, clinic_id: str) -> ClientIndex:
         """The clinic's client index (empty for a new clinic)."""
