@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
+from pymongo.results import BulkWriteResult
 
 from attune_shared.settings import ServiceSettings
 
 DUPLICATE_KEY = 11000
 # How many single-document operations one batch helper keeps in flight on FerretDB.
 POINT_CONCURRENCY = 32
+# Statements per update/replace/delete command. FerretDB 1.24 on SQLite keeps each statement's
+# query open until the command ends and its pool holds 100 connections per database, so one
+# command with 100 matching statements waits for itself for ever (and wedges the database).
+# Commands of at most BULK_CHUNK statements, sent one after another, stay far below that.
+BULK_CHUNK = 25
 
 T = TypeVar("T")
 _POINT_LOOKUPS: dict[int, bool] = {}
@@ -103,11 +110,35 @@ async def find_by_ids(
     return [d for d in docs if d is not None]
 
 
+@dataclass(frozen=True, slots=True)
+class BulkCounts:
+    """What a chunked bulk write did, summed over its commands."""
+
+    matched: int = 0
+    modified: int = 0
+    upserted: int = 0
+
+
+async def bulk_write(
+    collection: AsyncCollection[dict[str, Any]], ops: Sequence[DeleteOne | ReplaceOne[Any] | UpdateOne]
+) -> BulkCounts:
+    """An unordered bulk write sent as commands of at most BULK_CHUNK statements (see BULK_CHUNK)."""
+    matched = modified = upserted = 0
+    for start in range(0, len(ops), BULK_CHUNK):
+        result: BulkWriteResult = await collection.bulk_write(
+            list(ops[start : start + BULK_CHUNK]), ordered=False
+        )
+        matched += result.matched_count
+        modified += result.modified_count
+        upserted += result.upserted_count
+    return BulkCounts(matched, modified, upserted)
+
+
 async def delete_by_ids(collection: AsyncCollection[dict[str, Any]], ids: Iterable[Any]) -> None:
     """Delete the documents with these `_id`s (absent ones are fine): one bulk of single-`_id` deletes."""
     wanted = list(dict.fromkeys(ids))
     if wanted:
-        await collection.bulk_write([DeleteOne({"_id": i}) for i in wanted], ordered=False)
+        await bulk_write(collection, [DeleteOne({"_id": i}) for i in wanted])
 
 
 async def update_by_ids(
@@ -116,14 +147,13 @@ async def update_by_ids(
     """Apply one update to each of these `_id`s (absent ones stay absent): one bulk of single-`_id` updates."""
     wanted = list(dict.fromkeys(ids))
     if wanted:
-        await collection.bulk_write([UpdateOne({"_id": i}, dict(update)) for i in wanted], ordered=False)
+        await bulk_write(collection, [UpdateOne({"_id": i}, dict(update)) for i in wanted])
 
 
 async def replace_by_ids(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> None:
     """Upsert whole documents by their `_id`: one bulk of single-`_id` replacements."""
     if docs:
-        ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
-        await collection.bulk_write(ops, ordered=False)
+        await bulk_write(collection, [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs])
 
 
 async def replace_versioned(
@@ -142,10 +172,10 @@ async def replace_versioned(
         return 0
     if not await point_lookups(collection):
         ops = [ReplaceOne({"_id": doc["_id"], "version": version}, doc) for doc, version in items]
-        return (await collection.bulk_write(ops, ordered=False)).matched_count
+        return (await bulk_write(collection, ops)).matched
     found = await find_by_ids(collection, [doc["_id"] for doc, _ in items], {"version": 1})
     stored = {d["_id"]: d.get("version") for d in found}
     fresh = [doc for doc, version in items if stored.get(doc["_id"]) == version]
     if fresh:
-        await collection.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc) for doc in fresh], ordered=False)
+        await bulk_write(collection, [ReplaceOne({"_id": doc["_id"]}, doc) for doc in fresh])
     return len(fresh)

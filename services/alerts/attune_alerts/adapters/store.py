@@ -32,6 +32,7 @@ from attune_alerts.domain.state import EpisodeState
 from attune_alerts.lifecycle import EpisodeContext, StoredAlert, now_ms
 from attune_shared.events import Alert, AlertEvent
 from attune_shared.mongo import (
+    bulk_write,
     find_by_ids,
     insert_new,
     point_lookups,
@@ -452,7 +453,7 @@ class AlertsStore:
         """Move episodes' clocks forward (never back)."""
         ops = [UpdateOne({"_id": c}, {"$max": {"newest": t}}, upsert=True) for c, t in newest.items()]
         if ops:
-            await self.clocks.bulk_write(ops, ordered=False)
+            await bulk_write(self.clocks, ops)
 
     async def newest_event_time(self) -> datetime | None:
         """The newest event time seen in any episode (the sweep's clock in event mode)."""

@@ -25,7 +25,7 @@ from pymongo.errors import BulkWriteError
 
 from attune_measures.dead_letters import MeasuresDeadLetter
 from attune_measures.domain.versions import ResponseVersion, Tracked
-from attune_shared.mongo import DUPLICATE_KEY, find_by_ids, insert_new, replace_versioned
+from attune_shared.mongo import DUPLICATE_KEY, bulk_write, find_by_ids, insert_new, replace_versioned
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -141,7 +141,7 @@ class MeasuresStore:
                 UpdateOne({"_id": s}, {"$addToSet": {"members": {"$each": sorted(k)}}}, upsert=True)
                 for s, k in sorted(groups.items())
             ]
-            await self.series.bulk_write(ops, ordered=False)
+            await bulk_write(self.series, ops)
         new = [response_doc(t, 1) for t in changed if t.response.key not in versions]
         old = [t for t in changed if t.response.key in versions]
         if new:

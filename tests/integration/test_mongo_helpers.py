@@ -1,0 +1,91 @@
+"""The `_id`-only store helpers on the real store the project starts (FerretDB locally).
+
+They exist because FerretDB serves only a lone `_id` equality from an index, and because one of its
+update commands with 100 matching statements deadlocks its SQLite connection pool; these tests
+would hang (and fail on the socket timeout) without the chunking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from attune_shared import mongo as m
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_bulk_helpers_over_many_documents_keep_the_store_answering(
+    fresh_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    async def exercise() -> None:
+        coll = fresh_db["many"]
+        n = 4 * m.BULK_CHUNK + 7  # several commands, and well past FerretDB's 100-statement deadlock
+        await coll.insert_many([{"_id": f"d{i}", "version": 1, "v": 0} for i in range(n)])
+
+        await m.update_by_ids(coll, [f"d{i}" for i in range(n)], {"$set": {"v": 1}})
+        counts = await m.bulk_write(coll, [UpdateOne({"_id": f"d{i}"}, {"$inc": {"v": 1}}) for i in range(n)])
+        assert (counts.matched, counts.modified) == (n, n)
+        assert {d["v"] for d in await m.find_by_ids(coll, [f"d{i}" for i in range(n)])} == {2}
+
+        # Only documents still at the version they were read at are replaced.
+        items = [({"_id": f"d{i}", "version": 2, "v": 3}, 1 if i % 3 else 9) for i in range(n)]
+        replaced = await m.replace_versioned(coll, items)
+        assert replaced == sum(1 for i in range(n) if i % 3)
+        stored = {d["_id"]: d for d in await coll.find({}).to_list()}
+        assert all(stored[f"d{i}"]["v"] == (3 if i % 3 else 2) for i in range(n))
+
+        await m.replace_by_ids(coll, [{"_id": f"d{i}", "v": 4} for i in range(n)] + [{"_id": "new", "v": 4}])
+        assert await coll.count_documents({"v": 4}) == n + 1
+
+        await m.delete_by_ids(coll, [f"d{i}" for i in range(n)] + ["absent"])
+        assert [d["_id"] for d in await coll.find({}).to_list()] == ["new"]
+
+    await asyncio.wait_for(exercise(), timeout=60)  # a wedged store fails here instead of hanging
+
+
+async def test_find_by_ids_returns_only_stored_documents_once(
+    fresh_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    coll = fresh_db["some"]
+    await coll.insert_many([{"_id": f"k{i}", "i": i} for i in range(50)])
+    wanted = [f"k{i}" for i in range(0, 50, 2)] + ["k0", "missing-1", "missing-2"]
+    docs = await m.find_by_ids(coll, wanted, {"i": 1})
+    assert sorted(d["i"] for d in docs) == list(range(0, 50, 2))
+    assert await m.find_by_ids(coll, []) == []
+
+
+async def test_the_embedded_store_indexes_what_its_id_lookups_query(
+    fresh_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """deploy/ferretdb/idindex.go adds an index on the exact expression FerretDB's _id pushdown uses."""
+    coll = fresh_db["indexed"]
+    await coll.insert_one({"_id": "a"})
+    if not await m.point_lookups(coll):
+        return  # a real MongoDB indexes _id itself
+    run_dir = Path(os.environ.get("ATTUNE_RUN_DIR", ROOT / "var"))
+    data = run_dir / "ferretdb-data" / f"{fresh_db.name}.sqlite"
+    assert data.exists(), f"expected the embedded store's file at {data}"
+    plan: list[str] = []
+    for _ in range(40):  # the indexer looks every 250 ms
+        with sqlite3.connect(f"file:{data}?mode=ro", uri=True) as db:
+            table = db.execute(
+                "SELECT table_name FROM _ferretdb_collections WHERE name = 'indexed'"
+            ).fetchone()[0]
+            plan = [
+                str(row[-1])
+                for row in db.execute(
+                    f'EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM "{table}" '
+                    "WHERE _ferretdb_sjson->'$._id' = '\"a\"'"
+                )
+            ]
+        if any("USING INDEX" in p for p in plan):
+            break
+        await asyncio.sleep(0.25)
+    assert any(f"USING INDEX {table}_attune_id" in p for p in plan), plan
