@@ -178,7 +178,7 @@ class MeasuresPipeline:
         ]
         await publish_all(self.broker, out)
         if changed:
-            await self.store.save(changed=list(changed.values()), versions=state.versions)
+            await self.store.save(changed=list(changed.values()), versions=state.versions, book=state.book)
         if result.dead:
             await self.store.keep_dead_letters(letters=result.dead)
         result.written = len(changed)

@@ -58,7 +58,13 @@ class MemoryStore:
         found = {k: v for k, v in self.docs.items() if k in keys or v[0].response.series_key in series}
         return Loaded({k: t for k, (t, _) in found.items()}, {k: n for k, (_, n) in found.items()})
 
-    async def save(self, *, changed: Sequence[Tracked], versions: Mapping[str, int]) -> None:
+    async def save(
+        self,
+        *,
+        changed: Sequence[Tracked],
+        versions: Mapping[str, int],
+        book: Mapping[str, Tracked] | None = None,
+    ) -> None:
         self.log.append("save")
         if self.fail_saves:
             self.fail_saves -= 1

@@ -10,12 +10,19 @@ reads its groups by `_id` alone: FerretDB (the local store) serves only a lone `
 index and reads the whole collection for any other filter. A member whose stored `series_key` has
 since changed (an amendment moved it) is filtered out on reading; memberships are written before the
 responses, so a crash in between leaves at most a member not stored yet, which reads as absent.
+
+Each series write also sets a fresh `stamp`. The store keeps, in memory, the groups this process
+wrote last and their stamps: while a group's stored stamp is still the one written here, nobody else
+has written it since and its members are taken from memory, so a batch reads one `series` document
+per group instead of every member. Any other stamp (another replica, a crash, a restart) means the
+group is read from the store again.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,13 +106,40 @@ def tracked_from_doc(doc: Mapping[str, Any]) -> Tracked:
     )
 
 
+@dataclass
+class _Written:
+    """Groups this process wrote last: stamp and members, and the members' stored versions."""
+
+    limit: int
+    stamps: dict[str, str] = field(default_factory=dict)
+    members: dict[str, frozenset[str]] = field(default_factory=dict)
+    docs: dict[str, tuple[Tracked, int]] = field(default_factory=dict)
+
+    def forget(self, series: Iterable[str]) -> None:
+        for s in series:
+            self.stamps.pop(s, None)
+            for key in self.members.pop(s, frozenset()):
+                self.docs.pop(key, None)
+
+    def remember(self, series: str, stamp: str, members: Mapping[str, tuple[Tracked, int]]) -> None:
+        self.forget([series])
+        if len(self.docs) + len(members) > self.limit:
+            self.stamps.clear()
+            self.members.clear()
+            self.docs.clear()
+        self.stamps[series] = stamp
+        self.members[series] = frozenset(members)
+        self.docs.update(members)
+
+
 class MeasuresStore:
     """Repository over measures' database."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 50_000) -> None:
         self.db = db
         self.responses = db["responses"]
         self.series = db["series"]
+        self.written = _Written(limit=remember)
         self.dead_letters = db["dead_letters"]
 
     async def ensure_indexes(self) -> None:
@@ -124,21 +158,44 @@ class MeasuresStore:
         if not key_set and not series_set:
             return loaded
         groups = await find_by_ids(self.series, sorted(series_set))
-        members = {m for g in groups for m in g.get("members", [])}
-        for doc in await find_by_ids(self.responses, sorted(key_set | members)):
+        known = self.written
+        members: set[str] = set()
+        for g in groups:
+            if g.get("stamp") is not None and known.stamps.get(g["_id"]) == g["stamp"]:
+                for key in known.members[g["_id"]]:
+                    loaded.book[key], loaded.versions[key] = known.docs[key]
+            else:
+                members.update(g.get("members", []))
+        for doc in await find_by_ids(self.responses, sorted((key_set - loaded.book.keys()) | members)):
             if doc["_id"] in key_set or doc["series_key"] in series_set:
                 loaded.book[doc["_id"]] = tracked_from_doc(doc)
                 loaded.versions[doc["_id"]] = int(doc.get("version", 0))
         return loaded
 
-    async def save(self, *, changed: Sequence[Tracked], versions: Mapping[str, int]) -> None:
-        """Write changed responses: new ones inserted, known ones replaced if nobody wrote them meanwhile."""
+    async def save(
+        self,
+        *,
+        changed: Sequence[Tracked],
+        versions: Mapping[str, int],
+        book: Mapping[str, Tracked] | None = None,
+    ) -> None:
+        """Write changed responses: new ones inserted, known ones replaced if nobody wrote them meanwhile.
+
+        `book` is every response the batch held (all members of the groups it touched); with it the
+        written groups are remembered (see the module docstring).
+        """
         groups: dict[str, list[str]] = {}
         for t in changed:
             groups.setdefault(t.response.series_key, []).append(t.response.key)
+        stamps = {s: uuid.uuid4().hex for s in groups}
+        self.written.forget(groups)
         if groups:
             ops = [
-                UpdateOne({"_id": s}, {"$addToSet": {"members": {"$each": sorted(k)}}}, upsert=True)
+                UpdateOne(
+                    {"_id": s},
+                    {"$addToSet": {"members": {"$each": sorted(k)}}, "$set": {"stamp": stamps[s]}},
+                    upsert=True,
+                )
                 for s, k in sorted(groups.items())
             ]
             await bulk_write(self.series, ops)
@@ -157,6 +214,17 @@ class MeasuresStore:
             matched = await replace_versioned(self.responses, items)
             if matched != len(old):
                 raise ConcurrentUpdate(f"{len(old) - matched} response(s) changed concurrently")
+        if book is not None:
+            written = {t.response.key: t for t in changed}
+            after = {
+                k: (written.get(k, t), versions.get(k, 0) + 1 if k in written else versions[k])
+                for k, t in book.items()
+                if k in written or k in versions
+            }
+            for s, stamp in stamps.items():
+                self.written.remember(
+                    s, stamp, {k: v for k, v in after.items() if v[0].response.series_key == s}
+                )
 
     async def keep_dead_letters(self, *, letters: Sequence[MeasuresDeadLetter]) -> None:
         """Keep dead letters for an operator (a re-consumed record keeps its first copy)."""
