@@ -12,6 +12,9 @@ class ReportingSettings(ServiceSettings):
     attune_http_port: int = Field(default=8084, ge=0, le=65535)
     # The materializer runs after every batch; this sweep also picks up marks left by a crash.
     attune_reporting_sweep_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    # While the consumer is behind (full batches), materialize at most this often, so a backlog's
+    # marks are folded into one recomputation per cell; a batch that is not full always materializes.
+    attune_reporting_backlog_materialize_s: float = Field(default=2.0, ge=0, le=600)
     attune_reporting_lock_lease_s: float = Field(default=60.0, ge=1, le=3600)
     attune_reporting_gauge_refresh_s: float = Field(default=60.0, gt=0, le=86_400)
     attune_reporting_max_months: int = Field(default=120, ge=1, le=600)
