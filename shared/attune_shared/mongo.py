@@ -60,6 +60,26 @@ async def insert_new(
         return len(docs) - dupes, dupes
 
 
+async def insert_clashing(
+    collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]
+) -> list[int]:
+    """Insert documents; return the positions of those whose `_id` was already taken (not inserted).
+
+    Inserting first and reading back only the clashes costs one command when most ids are new,
+    where reading every id first costs a lookup each. Any other write error is raised.
+    """
+    if not docs:
+        return []
+    try:
+        await collection.insert_many(list(docs), ordered=False)
+        return []
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return sorted(int(e["index"]) for e in errors)
+
+
 # ------------------------------------------------------------------ lookups by _id
 #
 # On MongoDB, `{"_id": {"$in": ids}}` is one indexed query. FerretDB 1.x (the local store) pushes

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
@@ -26,6 +26,24 @@ from attune_shared.topics import Topics
 GROUP = "attune-intake"
 
 
+class ForgetOnRebalance(ConsumerRebalanceListener):
+    """The store's remembered client states are only good while our partitions stay ours."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def _forget(self) -> None:
+        store = self.service.extras.get("store")
+        if isinstance(store, IntakeStore):
+            store.forget()
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._forget()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._forget()
+
+
 def register_consumer(service: Service) -> None:
     """Subscribe to ehr.events.v1 in batches; offsets are committed only after process() returns."""
     settings = service.settings
@@ -40,6 +58,7 @@ def register_consumer(service: Service) -> None:
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=raw_body,
+        listener=ForgetOnRebalance(service),
         title="intake-ehr-events",
         description="Validates, de-duplicates and pseudonymises inbound EHR events.",
     )

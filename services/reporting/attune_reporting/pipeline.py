@@ -126,11 +126,9 @@ async def fold(store: ReportingStore, events: Sequence[Foldable]) -> FoldResult:
         result.changed["care"] += inserted
         result.unchanged["care"] += duplicates
     for (clinic_id, month), facts in _cells_of(measures).items():
-        stored_m = await store.load_measures(clinic_id=clinic_id, month=month, ids=(f.fact_id for f in facts))
-        await _merge(store, "measures", clinic_id, month, facts, stored_m, newer_measure, result)
+        await _merge(store, "measures", clinic_id, month, facts, store.load_measures, newer_measure, result)
     for (clinic_id, month), facts in _cells_of(alerts).items():
-        stored_a = await store.load_alerts(clinic_id=clinic_id, month=month, ids=(f.fact_id for f in facts))
-        await _merge(store, "alerts", clinic_id, month, facts, stored_a, merge_alert, result)
+        await _merge(store, "alerts", clinic_id, month, facts, store.load_alerts, merge_alert, result)
 
     months: dict[str, set[str]] = {}
     episodes: dict[str, set[tuple[str, str]]] = {}
@@ -155,23 +153,33 @@ async def _merge(
     clinic_id: str,
     month: str,
     facts: Sequence[Any],
-    stored: Mapping[str, Any],
+    load: Any,
     rule: Any,
     result: FoldResult,
 ) -> None:
-    current = dict(stored)
-    touched: set[str] = set()
-    for f in facts:  # in arrival order: several revisions or transitions may share a batch
-        merged = rule(current.get(f.fact_id), f)
-        if merged is None:
-            result.unchanged[kind] += 1
-            continue
-        current[f.fact_id] = merged
-        touched.add(f.fact_id)
-        result.changed[kind] += 1
-    new = [current[i] for i in sorted(touched) if i not in stored]
-    replaced = [current[i] for i in sorted(touched) if i in stored]
-    await store.put(kind=kind, clinic_id=clinic_id, month=month, new=new, replaced=replaced)
+    """Fold facts into a cell: ids new to the cell are inserted straight away (one command, no
+    reads); only the ids already stored are read back, merged and replaced."""
+
+    def fold_over(stored: Mapping[str, Any]) -> tuple[dict[str, Any], set[str], int]:
+        current, touched, unchanged = dict(stored), set(), 0
+        for f in facts:  # in arrival order: several revisions or transitions may share a batch
+            merged = rule(current.get(f.fact_id), f)
+            if merged is None:
+                unchanged += 1
+                continue
+            current[f.fact_id] = merged
+            touched.add(f.fact_id)
+        return current, touched, unchanged
+
+    alone, _, _ = fold_over({})
+    candidates = [alone[i] for i in sorted(alone)]
+    clashing = await store.claim_new(kind=kind, clinic_id=clinic_id, month=month, facts=candidates)
+    stored = await load(clinic_id=clinic_id, month=month, ids=clashing) if clashing else {}
+    current, touched, unchanged = fold_over(stored)
+    result.unchanged[kind] += unchanged
+    result.changed[kind] += len(facts) - unchanged
+    replaced = [current[i] for i in sorted(touched) if i in clashing]
+    await store.put(kind=kind, clinic_id=clinic_id, month=month, new=[], replaced=replaced)
 
 
 class ReportingPipeline:

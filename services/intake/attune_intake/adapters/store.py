@@ -7,6 +7,7 @@ at all (the pseudonym is enough), and raw dead letters are kept for the admin ro
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from pymongo.errors import BulkWriteError
 
 from attune_intake.domain.episodes import ClientState, Episode
 from attune_shared.events import DeadLetter
-from attune_shared.mongo import DUPLICATE_KEY, find_by_ids, insert_new, replace_versioned
+from attune_shared.mongo import find_by_ids, insert_clashing, insert_new, replace_versioned
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -78,11 +79,26 @@ def _client_state(doc: dict[str, Any]) -> ClientState:
 class IntakeStore:
     """Repository over intake's database."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 20_000) -> None:
         self.db = db
         self.receipts = db["receipts"]
         self.clients = db["clients"]
         self.dead_letters = db["dead_letters"]
+        # Client states as last read or written here. Each client's events are on one partition,
+        # so while this process keeps its partitions nobody else writes those clients; the cache is
+        # dropped at every rebalance (forget), and every write still checks the stored version.
+        self.known: dict[str, ClientState] = {}
+        self.remember = remember
+
+    def forget(self) -> None:
+        """Drop the remembered client states (the partitions this process owns are changing)."""
+        self.known.clear()
+
+    def _keep(self, states: Iterable[ClientState]) -> None:
+        states = list(states)
+        if len(self.known) + len(states) > self.remember:
+            self.known.clear()
+        self.known.update((s.client_ref, s) for s in states)
 
     async def ensure_indexes(self) -> None:
         """Indexes for listing dead letters by time and code."""
@@ -98,13 +114,24 @@ class IntakeStore:
 
     async def load_clients(self, *, client_refs: Iterable[str]) -> dict[str, ClientState]:
         """Current state of these clients (absent ones are new)."""
-        refs = list(set(client_refs))
-        if not refs:
-            return {}
-        return {d["_id"]: _client_state(d) for d in await find_by_ids(self.clients, refs)}
+        refs = set(client_refs)
+        found = {r: self.known[r] for r in refs if r in self.known}
+        missing = sorted(refs - found.keys())
+        loaded = {d["_id"]: _client_state(d) for d in await find_by_ids(self.clients, missing)}
+        self._keep(loaded.values())
+        return found | loaded
 
     async def save_clients(self, *, states: Sequence[ClientState]) -> None:
         """Write changed clients with an optimistic version check (single writer per client)."""
+        try:
+            await self._save(states)
+        except BaseException:
+            for s in states:
+                self.known.pop(s.client_ref, None)
+            raise
+        self._keep(replace(s, version=s.version + 1) for s in states)
+
+    async def _save(self, states: Sequence[ClientState]) -> None:
         new = [_client_doc(s) for s in states if s.version == 0]
         old = [s for s in states if s.version > 0]
         if new:
@@ -126,16 +153,9 @@ class IntakeStore:
         durable yet, so it is processed again (its outputs have the same ids as before). The usual
         batch costs one insert and no read: receipts are only read back for keys that clash.
         """
-        if not receipts:
+        clashing = await insert_clashing(self.receipts, receipts)
+        if not clashing:
             return set()
-        try:
-            await self.receipts.insert_many(list(receipts), ordered=False)
-            return set()
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            clashing = [int(e["index"]) for e in errors]
         keys = [receipts[i]["_id"] for i in clashing]
         held = {d["_id"]: d.get("origin") for d in await find_by_ids(self.receipts, keys, {"origin": 1})}
         # A second copy in the same batch clashes with the first one's fresh receipt: a duplicate.

@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from attune_reporting.adapters.codec import ClientIndex, from_doc, to_doc
 from attune_reporting.domain.episodes import EpisodeSummary
 from attune_reporting.domain.facts import AlertFact, CareFact, MeasureFact
-from attune_shared.mongo import delete_by_ids, find_by_ids, insert_new, replace_by_ids
+from attune_shared.mongo import delete_by_ids, find_by_ids, insert_clashing, insert_new, replace_by_ids
 
 LOCK_ID = "materializer"
 INDEX_ID = "index"
@@ -85,6 +85,13 @@ class ReportingStore:
         wanted = sorted(set(ids))
         coll = self._cell("alerts", clinic_id, month)
         return {d["_id"]: from_doc(AlertFact, d) for d in await find_by_ids(coll, wanted)}
+
+    async def claim_new(
+        self, *, kind: str, clinic_id: str, month: str, facts: Sequence[MeasureFact | AlertFact]
+    ) -> set[str]:
+        """Insert facts whose id is new; return the ids already stored (those were not written)."""
+        clashing = await insert_clashing(self._cell(kind, clinic_id, month), [to_doc(f) for f in facts])
+        return {facts[i].fact_id for i in clashing}
 
     async def put(
         self,
