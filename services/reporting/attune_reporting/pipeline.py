@@ -179,7 +179,7 @@ async def _merge(
     result.unchanged[kind] += unchanged
     result.changed[kind] += len(facts) - unchanged
     replaced = [current[i] for i in sorted(touched) if i in clashing]
-    await store.put(kind=kind, clinic_id=clinic_id, month=month, new=[], replaced=replaced)
+    await store.replace(kind=kind, clinic_id=clinic_id, month=month, facts=replaced)
 
 
 class ReportingPipeline:

@@ -26,7 +26,7 @@ from typing import Any
 
 from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from attune_alerts.domain.state import EpisodeState
 from attune_alerts.lifecycle import EpisodeContext, StoredAlert, now_ms
@@ -34,6 +34,7 @@ from attune_shared.events import Alert, AlertEvent
 from attune_shared.mongo import (
     bulk_write,
     find_by_ids,
+    insert_clashing,
     insert_new,
     point_lookups,
     replace_by_ids,
@@ -250,11 +251,8 @@ class AlertsStore:
         """Write changed episodes with an optimistic version check; ConcurrentUpdate when one moved."""
         new = [_episode_doc(r) for r in rows if r.version == 0]
         old = [r for r in rows if r.version > 0]
-        if new:
-            try:
-                await self.episodes.insert_many(new, ordered=False)
-            except BulkWriteError as exc:
-                raise ConcurrentUpdate("an episode was created concurrently") from exc
+        if await insert_clashing(self.episodes, new):
+            raise ConcurrentUpdate("an episode was created concurrently")
         if old:
             matched = await replace_versioned(self.episodes, [(_episode_doc(r), r.version) for r in old])
             if matched != len(old):
@@ -311,12 +309,9 @@ class AlertsStore:
         """Insert new change records; ConcurrentUpdate when any sequence or cause is taken already."""
         if not records:
             return
-        try:
-            await self.changes.insert_many([_record_doc(r) for r in records], ordered=False)
-        except BulkWriteError as exc:
-            raise ConcurrentUpdate(
-                f"{len(exc.details.get('writeErrors', []))} alert change(s) taken"
-            ) from exc
+        taken = await insert_clashing(self.changes, [_record_doc(r) for r in records])
+        if taken:
+            raise ConcurrentUpdate(f"{len(taken)} alert change(s) taken")
 
     async def try_claim_change(self, *, record: ChangeRecord) -> bool:
         """Insert one change record; False when its sequence (or cause) is taken."""

@@ -13,7 +13,6 @@ from typing import Any
 
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from attune_intake.domain.episodes import ClientState, Episode
 from attune_shared.events import DeadLetter
@@ -134,11 +133,8 @@ class IntakeStore:
     async def _save(self, states: Sequence[ClientState]) -> None:
         new = [_client_doc(s) for s in states if s.version == 0]
         old = [s for s in states if s.version > 0]
-        if new:
-            try:
-                await self.clients.insert_many(new, ordered=False)
-            except BulkWriteError as exc:
-                raise ConcurrentUpdate("a new client was created concurrently") from exc
+        if await insert_clashing(self.clients, new):
+            raise ConcurrentUpdate("a new client was created concurrently")
         if old:
             matched = await replace_versioned(self.clients, [(_client_doc(s), s.version) for s in old])
             if matched != len(old):

@@ -28,11 +28,10 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from attune_measures.dead_letters import MeasuresDeadLetter
 from attune_measures.domain.versions import ResponseVersion, Tracked
-from attune_shared.mongo import DUPLICATE_KEY, bulk_write, find_by_ids, insert_new, replace_versioned
+from attune_shared.mongo import bulk_write, find_by_ids, insert_clashing, insert_new, replace_versioned
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -201,14 +200,8 @@ class MeasuresStore:
             await bulk_write(self.series, ops)
         new = [response_doc(t, 1) for t in changed if t.response.key not in versions]
         old = [t for t in changed if t.response.key in versions]
-        if new:
-            try:
-                await self.responses.insert_many(new, ordered=False)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if errors and all(e.get("code") == DUPLICATE_KEY for e in errors):
-                    raise ConcurrentUpdate("a response was stored concurrently") from exc
-                raise
+        if await insert_clashing(self.responses, new):
+            raise ConcurrentUpdate("a response was stored concurrently")
         if old:
             items = [(response_doc(t, versions[t.response.key] + 1), versions[t.response.key]) for t in old]
             matched = await replace_versioned(self.responses, items)

@@ -93,24 +93,16 @@ class ReportingStore:
         clashing = await insert_clashing(self._cell(kind, clinic_id, month), [to_doc(f) for f in facts])
         return {facts[i].fact_id for i in clashing}
 
-    async def put(
-        self,
-        *,
-        kind: str,
-        clinic_id: str,
-        month: str,
-        new: Sequence[MeasureFact | AlertFact],
-        replaced: Sequence[MeasureFact | AlertFact],
+    async def replace(
+        self, *, kind: str, clinic_id: str, month: str, facts: Sequence[MeasureFact | AlertFact]
     ) -> None:
-        """Write merged measure or alert facts: insert the new ones, replace the changed ones.
+        """Write merged measure or alert facts over the stored ones (new ids go through claim_new).
 
         The merge was decided on what load_* returned. Every event of one client is on one
         partition of its topic, so one consumer at a time writes a given response or alert: the
         read-merge-write needs no guard in the filter (which FerretDB could not push down anyway).
         """
-        coll = self._cell(kind, clinic_id, month)
-        await insert_new(coll, [to_doc(f) for f in new])
-        await replace_by_ids(coll, [to_doc(f) for f in replaced])
+        await replace_by_ids(self._cell(kind, clinic_id, month), [to_doc(f) for f in facts])
 
     async def cell_facts(
         self, *, clinic_id: str, month: str
