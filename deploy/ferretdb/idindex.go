@@ -27,21 +27,58 @@ import (
 
 const idIndexSuffix = "_attune_id"
 
+// idIndexMaxEvery is the longest a file goes unchecked (a quiet file's pause doubles up to it).
+const idIndexMaxEvery = 4 * time.Second
+
 // runIDIndexer adds the `_id` lookup index to new collection tables until ctx is done.
+//
+// Opening a database file parses its whole schema, and the reporting database holds hundreds of
+// small tables: opening every file on every pass cost the store a fifth of its CPU under load. So a
+// file whose pass finds nothing to index is looked at less and less often (doubling up to
+// idIndexMaxEvery), and again every `every` once a pass has indexed something. A table created in a
+// quiet file waits at most that long for its index, while it is still small. Connections are not
+// kept open between passes: one held across a dropped database would, on closing, delete the
+// write-ahead log of the database created next under the same name.
 func runIDIndexer(ctx context.Context, dir string, every time.Duration, logger *slog.Logger) {
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 
+	type schedule struct {
+		next  time.Time
+		pause time.Duration
+	}
+	files := map[string]*schedule{}
+
 	for {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
-		for _, f := range files {
-			n, err := indexFile(ctx, f)
-			if err != nil {
-				logger.Debug("id indexer: skipped a database file", "file", filepath.Base(f), "error", err)
+		paths, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
+		seen := make(map[string]bool, len(paths))
+		now := time.Now()
+		for _, f := range paths {
+			seen[f] = true
+			s := files[f]
+			if s == nil {
+				s = &schedule{pause: every}
+				files[f] = s
+			}
+			if now.Before(s.next) {
 				continue
 			}
-			if n > 0 {
+			n, err := indexFile(ctx, f)
+			switch {
+			case err != nil:
+				logger.Debug("id indexer: skipped a database file", "file", filepath.Base(f), "error", err)
+				s.pause = every
+			case n > 0:
 				logger.Info("id indexer: indexed new collections", "file", filepath.Base(f), "tables", n)
+				s.pause = every
+			default:
+				s.pause = min(2*s.pause, idIndexMaxEvery)
+			}
+			s.next = now.Add(s.pause)
+		}
+		for f := range files {
+			if !seen[f] {
+				delete(files, f)
 			}
 		}
 

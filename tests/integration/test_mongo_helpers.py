@@ -8,6 +8,7 @@ would hang (and fail on the socket timeout) without the chunking.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -61,6 +62,40 @@ async def test_find_by_ids_returns_only_stored_documents_once(
     assert await m.find_by_ids(coll, []) == []
 
 
+async def _plan_uses_the_index(data: Path, collection: str) -> tuple[bool, list[str]]:
+    """Wait (up to 10 s; the indexer looks every 250 ms) for an `_id` lookup on the collection's
+    table to use the indexer's index; returns whether it did and the last plan seen."""
+    plan: list[str] = []
+    table = "?"
+    for _ in range(40):
+        # closed at once: a connection left open across a dropped database would, when collected,
+        # delete the log of the one created next under the same name
+        with contextlib.closing(sqlite3.connect(f"file:{data}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT table_name FROM _ferretdb_collections WHERE name = ?", (collection,)
+            ).fetchone()
+            if row is not None:
+                table = row[0]
+                plan = [
+                    str(r[-1])
+                    for r in db.execute(
+                        f'EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM "{table}" '
+                        "WHERE _ferretdb_sjson->'$._id' = '\"a\"'"
+                    )
+                ]
+        if any(f"USING INDEX {table}_attune_id" in p for p in plan):
+            return True, plan
+        await asyncio.sleep(0.25)
+    return False, plan
+
+
+def _data_file(db: AsyncDatabase[dict[str, Any]]) -> Path:
+    run_dir = Path(os.environ.get("ATTUNE_RUN_DIR", ROOT / "var"))
+    data = run_dir / "ferretdb-data" / f"{db.name}.sqlite"
+    assert data.exists(), f"expected the embedded store's file at {data}"
+    return data
+
+
 async def test_the_embedded_store_indexes_what_its_id_lookups_query(
     fresh_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
@@ -69,23 +104,27 @@ async def test_the_embedded_store_indexes_what_its_id_lookups_query(
     await coll.insert_one({"_id": "a"})
     if not await m.point_lookups(coll):
         return  # a real MongoDB indexes _id itself
-    run_dir = Path(os.environ.get("ATTUNE_RUN_DIR", ROOT / "var"))
-    data = run_dir / "ferretdb-data" / f"{fresh_db.name}.sqlite"
-    assert data.exists(), f"expected the embedded store's file at {data}"
-    plan: list[str] = []
-    for _ in range(40):  # the indexer looks every 250 ms
-        with sqlite3.connect(f"file:{data}?mode=ro", uri=True) as db:
-            table = db.execute(
-                "SELECT table_name FROM _ferretdb_collections WHERE name = 'indexed'"
-            ).fetchone()[0]
-            plan = [
-                str(row[-1])
-                for row in db.execute(
-                    f'EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM "{table}" '
-                    "WHERE _ferretdb_sjson->'$._id' = '\"a\"'"
-                )
-            ]
-        if any("USING INDEX" in p for p in plan):
-            break
-        await asyncio.sleep(0.25)
-    assert any(f"USING INDEX {table}_attune_id" in p for p in plan), plan
+    used, plan = await _plan_uses_the_index(_data_file(fresh_db), "indexed")
+    assert used, plan
+
+
+async def test_the_indexer_follows_new_collections_and_a_recreated_database(
+    fresh_db: AsyncDatabase[dict[str, Any]], mongo: Any
+) -> None:
+    """It looks at quiet files less often: a collection added later to a file it already indexed, and
+    a database dropped and created again under the same name, still get the index (and the store
+    keeps working: a connection held across the drop would break the new database's log)."""
+    await fresh_db["first"].insert_one({"_id": "a"})
+    if not await m.point_lookups(fresh_db["first"]):
+        return
+    assert (await _plan_uses_the_index(_data_file(fresh_db), "first"))[0]
+    await asyncio.sleep(0.6)  # a pass or two with an unchanged schema
+    await fresh_db["second"].insert_one({"_id": "a"})
+    used, plan = await _plan_uses_the_index(_data_file(fresh_db), "second")
+    assert used, plan
+
+    await mongo.drop_database(fresh_db.name)
+    await asyncio.sleep(0.6)  # the indexer sees the file gone (or replaced)
+    await fresh_db["third"].insert_one({"_id": "a"})
+    used, plan = await _plan_uses_the_index(_data_file(fresh_db), "third")
+    assert used, plan
