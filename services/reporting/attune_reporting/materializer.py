@@ -77,6 +77,16 @@ class Materializer:
         self.settings = settings
         self.owner = uuid.uuid4().hex
         self._local = asyncio.Lock()
+        self.ended = 0.0  # monotonic time the last run that had marks ended
+        self.took = 0.0  # and how long it took
+
+    def rested(self, at_least: float = 0.0) -> bool:
+        """Whether the last run ended long enough ago: `at_least` seconds, and its duration x
+        (1 / ATTUNE_REPORTING_BACKLOG_MATERIALIZE_SHARE - 1), so repeated runs over big cells take
+        at most about that share of the time (the pause is capped at a minute)."""
+        share = float(getattr(self.settings, "attune_reporting_backlog_materialize_share", 1.0))
+        pause = max(at_least, min(60.0, self.took * (1 / share - 1)))
+        return time.monotonic() - self.ended >= pause
 
     async def run(self, store: ReportingStore, progress: Progress | None = None) -> RunResult:
         """Process every pending mark; returns once none is left (waits for another holder's lease)."""
@@ -96,7 +106,9 @@ class Materializer:
             finally:
                 await store.unlock(owner=self.owner)
         if result.marks:
-            metrics.MATERIALIZE_SECONDS.observe(time.monotonic() - started)
+            self.ended = time.monotonic()
+            self.took = self.ended - started
+            metrics.MATERIALIZE_SECONDS.observe(self.took)
             log.info(
                 "materialized",
                 marks=result.marks,
@@ -196,7 +208,9 @@ class Materializer:
         while True:
             try:
                 store: ReportingStore = await stores()
-                if await store.pending():
+                # A consumer that is behind materializes itself, throttled; the sweep keeps to the
+                # same pause so that it does not undo the throttle.
+                if self.rested() and await store.pending():
                     await self.run(store)
                 if time.monotonic() - last_refresh >= refresh:
                     await refresh_gauges(store)

@@ -190,7 +190,6 @@ class ReportingPipeline:
         self.active = active
         self.materializer = materializer
         self.topics = input_topics(settings)
-        self.last_materialized = 0.0
 
     def parse_all(self, records: Sequence[Inbound]) -> tuple[list[Foldable], list[dict[str, Any]], int]:
         """(events, rejected-record documents, ignored count)."""
@@ -230,7 +229,6 @@ class ReportingPipeline:
             log.warning("records_rejected", count=len(rejected), first=rejected[0]["error"][:200])
         if materialize and self._materialize_now(len(records)):
             await self.materializer.run(store)
-            self.last_materialized = time.monotonic()
         log.info(
             "batch_done",
             records=len(records),
@@ -244,7 +242,8 @@ class ReportingPipeline:
         return result
 
     def _materialize_now(self, batch_size: int) -> bool:
-        """After every batch that is not full; while behind (full batches), at most every few seconds.
+        """After every batch that is not full; while behind (full batches), at most every few seconds
+        and after a pause in proportion to the last run (ATTUNE_REPORTING_BACKLOG_MATERIALIZE_SHARE).
 
         Skipping is safe: the batch's dirty marks are durable and the next run recomputes them: the
         next batch's, or at the latest the sweep's (ATTUNE_REPORTING_SWEEP_INTERVAL_S), or a restart's.
@@ -252,7 +251,7 @@ class ReportingPipeline:
         if batch_size < self.settings.attune_batch_max_records:
             return True
         every = float(getattr(self.settings, "attune_reporting_backlog_materialize_s", 0.0))
-        return time.monotonic() - self.last_materialized >= every
+        return self.materializer.rested(every)
 
 
 def _rejected_doc(rec: Inbound, error: str) -> dict[str, Any]:
