@@ -91,6 +91,41 @@ def waves(versions: list[ResponseVersion]) -> list[list[ResponseVersion]]:
     return out
 
 
+class SeriesIndex:
+    """Which keys of a batch's book belong to which group, kept in step with the book."""
+
+    def __init__(self, book: dict[str, Tracked]) -> None:
+        self.series_of: dict[str, str] = {}
+        self.keys: dict[str, set[str]] = {}
+        for key, tracked in book.items():
+            self._put(key, tracked.response.series_key)
+
+    def _put(self, key: str, series: str) -> None:
+        old = self.series_of.get(key)
+        if old == series:
+            return
+        if old is not None:
+            self.keys[old].discard(key)
+        self.series_of[key] = series
+        self.keys.setdefault(series, set()).add(key)
+
+    def members(self, book: dict[str, Tracked], series: set[str]) -> dict[str, Tracked]:
+        """The part of the book in these groups."""
+        return {k: book[k] for s in series for k in self.keys.get(s, ())}
+
+    def part(self, book: dict[str, Tracked], wave: list[ResponseVersion]) -> dict[str, Tracked]:
+        """What applying the wave reads: its responses and every member of their groups."""
+        part = self.members(book, {v.series_key for v in wave})
+        part.update((v.key, book[v.key]) for v in wave if v.key in book)
+        return part
+
+    def merge(self, book: dict[str, Tracked], changed: dict[str, Tracked]) -> None:
+        """Write a part back into the book."""
+        book.update(changed)
+        for key, tracked in changed.items():
+            self._put(key, tracked.response.series_key)
+
+
 class MeasuresPipeline:
     """Processes batches of response records; safe to run again on the same batch."""
 
@@ -149,16 +184,23 @@ class MeasuresPipeline:
         # each wave holding at most one version per series, so the output is the same as
         # record-at-a-time processing whatever the batch boundaries: an original and its amendment
         # in one batch still publish the original first, as in two batches.
+        # Each wave works on the members of its own groups only (a backfill's batch holds hundreds
+        # of waves and thousands of members): the index finds them without scanning the book.
+        index = SeriesIndex(state.book)
         for run, forward in runs(items):
             for wave in waves(run):
-                applied = apply_versions(state.book, wave)
-                state.book = applied.book
+                applied = apply_versions(index.part(state.book, wave), wave)
+                index.merge(state.book, applied.book)
                 missing = applied.touched - queried
                 if missing:  # an amendment moved a response out of a group not yet read
+                    before = set(state.book)
                     state.merge(await self.store.load(series_keys=missing))
+                    index.merge(state.book, {k: state.book[k] for k in state.book.keys() - before})
                     queried |= missing
-                settled = settle(applied, state.book, self.thresholds.for_clinic)
-                state.book = settled.book
+                settled = settle(
+                    applied, index.members(state.book, applied.touched), self.thresholds.for_clinic
+                )
+                index.merge(state.book, settled.book)
                 result.published.extend(settled.events)
                 out.extend(
                     OutRecord(self.out_measures, e.kafka_key.encode(), e.model_dump_json().encode())

@@ -209,15 +209,15 @@ class MeasuresStore:
                 raise ConcurrentUpdate(f"{len(old) - matched} response(s) changed concurrently")
         if book is not None:
             written = {t.response.key: t for t in changed}
-            after = {
-                k: (written.get(k, t), versions.get(k, 0) + 1 if k in written else versions[k])
-                for k, t in book.items()
-                if k in written or k in versions
-            }
+            by_series: dict[str, dict[str, tuple[Tracked, int]]] = {s: {} for s in stamps}
+            for k, t in book.items():
+                if k in written or k in versions:
+                    now = written.get(k, t)
+                    members = by_series.get(now.response.series_key)
+                    if members is not None:
+                        members[k] = (now, versions.get(k, 0) + 1 if k in written else versions[k])
             for s, stamp in stamps.items():
-                self.written.remember(
-                    s, stamp, {k: v for k, v in after.items() if v[0].response.series_key == s}
-                )
+                self.written.remember(s, stamp, by_series[s])
 
     async def keep_dead_letters(self, *, letters: Sequence[MeasuresDeadLetter]) -> None:
         """Keep dead letters for an operator (a re-consumed record keeps its first copy)."""
