@@ -296,3 +296,29 @@ async def test_a_crash_between_claiming_and_publishing_publishes_the_claimed_ids
         alert_id_for(c.episode, SAFETY, c.sent[1].event_id),
         alert_id_for(c.episode, RUPTURE, c.sent[-1].event_id),
     }
+
+
+async def test_marks_let_new_records_skip_the_replay_lookup_and_replays_still_find_their_changes(
+    harness: Harness, monkeypatch
+) -> None:
+    c = Client(mrn="MRN-7", episode="ep_7")
+    batch = [c.opened(), c.phq9("q1", item9=1, at=week(1))]
+    looked_up: list[set[str]] = []
+    lookup = harness.store.records_for_origins
+
+    async def spy(*, origin_event_ids):  # type: ignore[no-untyped-def]
+        looked_up.append(set(origin_event_ids))
+        return await lookup(origin_event_ids=origin_event_ids)
+
+    monkeypatch.setattr(harness.store, "records_for_origins", spy)
+    first = await harness.feed(batch)
+    assert first.changes["alert.raised"] == 1 and looked_up == []  # past every mark: nothing to look up
+    key = f"{harness.settings.topic(Topics.MEASURES)}|0"
+    assert (await harness.store.input_marks_coll.find_one({"_id": key}))["through"] == harness.offset - 1
+
+    # The same offsets again (a redelivery): at or below the mark, so looked up and reused.
+    harness.offset -= len(batch)
+    harness.store.forget()  # as after a rebalance: the mark is read from the store
+    again = await harness.feed(batch)
+    assert looked_up and sum(again.changes.values()) == 0  # nothing new, nothing published twice
+    assert len(await harness.events()) == 1

@@ -63,6 +63,7 @@ def create_app(
     async def on_start(svc: Service) -> None:
         alerts_store = AlertsStore(svc.store)
         await alerts_store.ensure_indexes()
+        partitions.on_rebalance.append(alerts_store.forget)
         ledger = AlertLedger(settings, svc.broker, alerts_store, contacts)
         pipeline = AlertsPipeline(
             store=alerts_store, ledger=ledger, thresholds=thresholds, clock=settings.attune_alerts_clock

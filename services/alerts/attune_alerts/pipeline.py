@@ -71,6 +71,7 @@ class Input:
     measure: Measure | None = None
     care: DomainCare | None = None
     tick_at: datetime | None = None
+    origin: tuple[str, int] | None = None  # ("topic|partition", offset) of a consumed record
 
 
 def tick(row: EpisodeRow, at: datetime, due: datetime | None = None) -> Input:
@@ -100,9 +101,14 @@ def parse(rec: Inbound) -> Input | None:
         metrics.INPUTS_SKIPPED.labels("unexpected_type").inc()
         return None
     ctx = EpisodeContext(ev.episode_id, ev.clinic_id, ev.client_ref, getattr(ev, "clinician_id", None))
+    origin = (
+        (f"{rec.topic}|{rec.partition}", rec.offset)
+        if rec.partition is not None and rec.offset is not None
+        else None
+    )
     if isinstance(ev, MeasureScored):
-        return Input(ev.event_id, ctx, ev.occurred_at, rec.partition, measure=to_measure(ev))
-    return Input(ev.event_id, ctx, ev.occurred_at, rec.partition, care=to_care(ev))
+        return Input(ev.event_id, ctx, ev.occurred_at, rec.partition, measure=to_measure(ev), origin=origin)
+    return Input(ev.event_id, ctx, ev.occurred_at, rec.partition, care=to_care(ev), origin=origin)
 
 
 @dataclass
@@ -115,6 +121,10 @@ class BatchResult:
     published: int = 0
 
 
+class _SkippedLookup(ConcurrentUpdate):
+    """A change was taken already for an input whose recorded changes were not looked up."""
+
+
 @dataclass
 class _Batch:
     """Working state of one attempt at a batch."""
@@ -125,6 +135,7 @@ class _Batch:
     clocks: dict[str, datetime]
     new: list[ChangeRecord] = field(default_factory=list)
     touched: dict[str, ChangeRecord] = field(default_factory=dict)
+    skipped: bool = False  # some inputs' recorded changes were not looked up (past their marks)
 
 
 class AlertsPipeline:
@@ -137,6 +148,7 @@ class AlertsPipeline:
         self.ledger = ledger
         self.thresholds = thresholds
         self.clock = clock
+        self.careful = False  # after a conflict: look up every input's recorded changes
 
     async def process(self, records: Sequence[Inbound]) -> BatchResult:
         """Parse and run a consumed batch."""
@@ -144,23 +156,46 @@ class AlertsPipeline:
 
     async def run(self, inputs: Sequence[Input]) -> BatchResult:
         """Make every input's alert changes durable exactly once (see module docstring)."""
+        try:
+            return await self._run(inputs)
+        except _SkippedLookup:
+            # A record past its mark was processed before all the same (an upstream duplicate under
+            # a new offset): at once again, looking every input up this time.
+            return await self._run(inputs)
+
+    async def _run(self, inputs: Sequence[Input]) -> BatchResult:
         started = time.monotonic()
         result = BatchResult(inputs=len(inputs))
         if not inputs:
             return result
-        b = await self._load(inputs)
+        try:
+            b = await self._load(inputs)
+        except ConcurrentUpdate:
+            self._conflict()
+            raise
         for inp in inputs:
             self._apply(b, inp)
-        await self.store.claim_changes(records=b.new)
+        try:
+            await self.store.claim_changes(records=b.new)
+        except ConcurrentUpdate as exc:
+            self._conflict()
+            if b.skipped:
+                raise _SkippedLookup(str(exc)) from exc
+            raise
         for r in b.new:
             b.touched[r.record_id] = r
         records = list(b.touched.values())
         result.published = sum(1 for r in records if not r.published)
         latest = {r.stored.alert_id: b.alerts[r.stored.alert_id] for r in records}
         await self.ledger.complete(records, latest.values())
-        await self.store.save_episodes(rows=[r for r in b.rows.values() if r.dirty])
+        try:
+            await self.store.save_episodes(rows=[r for r in b.rows.values() if r.dirty])
+        except ConcurrentUpdate:
+            self._conflict()
+            raise
         if self.clock == "event" and b.clocks:
             await self.store.advance_clocks(newest=b.clocks)
+        self.careful = False
         for r in b.new:
             observe(r)
             result.changes[r.event_type] += 1
@@ -176,17 +211,46 @@ class AlertsPipeline:
         )
         return result
 
+    def _conflict(self) -> None:
+        """Someone else wrote what this batch read: forget what the store remembers, and look up
+        every input's recorded changes on the next attempt."""
+        self.store.forget()
+        self.careful = True
+
+    async def _maybe_seen(self, inputs: Sequence[Input]) -> set[str]:
+        """Inputs that may have been processed before (their changes recorded): ticks, and records at
+        or below their partition's mark. Marks are raised before any change is claimed, so a record
+        past its mark is new and its lookup (a query the embedded store answers by reading every
+        change) is skipped; after a conflict every input is looked up."""
+        ids = {i.event_id for i in inputs}
+        consumed = [i for i in inputs if i.origin is not None]
+        if self.careful or not consumed:
+            seen = ids
+        else:
+            marks = await self.store.input_marks(keys={o[0] for i in consumed if (o := i.origin)})
+            seen = {
+                i.event_id for i in inputs if i.origin is None or i.origin[1] <= marks.get(i.origin[0], -1)
+            }
+        through: dict[str, int] = {}
+        for i in consumed:
+            assert i.origin is not None
+            key, offset = i.origin
+            through[key] = max(through.get(key, -1), offset)
+        await self.store.advance_marks(through=through)
+        return seen
+
     async def _load(self, inputs: Sequence[Input]) -> _Batch:
         ids = {i.event_id for i in inputs}
+        seen = await self._maybe_seen(inputs)
         rows = await self.store.load_episodes(episode_ids=(i.ctx.episode_id for i in inputs))
-        recorded = await self.store.records_for_origins(origin_event_ids=ids)
+        recorded = await self.store.records_for_origins(origin_event_ids=seen) if seen else {}
         alert_ids = {a for r in rows.values() for a in r.open_alert_ids.values()}
         alert_ids |= {r.stored.alert_id for r in recorded.values()}
         current = await self.store.current(alert_ids=alert_ids)
         clocks: dict[str, datetime] = {}
         if self.clock == "event":
             clocks = await self.store.event_clocks(keys=(i.ctx.episode_id for i in inputs))
-        b = _Batch(rows, {aid: c.stored for aid, c in current.items()}, recorded, clocks)
+        b = _Batch(rows, {aid: c.stored for aid, c in current.items()}, recorded, clocks, skipped=seen != ids)
         for c in current.values():
             pending = c.unprojected
             if pending is None:

@@ -38,12 +38,21 @@ class PartitionTracker(ConsumerRebalanceListener):
     def __init__(self, topics: Iterable[str]) -> None:
         self.topics = tuple(topics)
         self.assigned: set[tuple[str, int]] = set()
+        # Called at every rebalance: what is remembered about our partitions' episodes is only good
+        # while they stay ours (the store's memory of episodes and clocks).
+        self.on_rebalance: list[Callable[[], None]] = []
+
+    def _rebalanced(self) -> None:
+        for forget in self.on_rebalance:
+            forget()
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.assigned -= {(tp.topic, tp.partition) for tp in revoked}
+        self._rebalanced()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned |= {(tp.topic, tp.partition) for tp in assigned}
+        self._rebalanced()
 
     def owned(self) -> set[int]:
         """Partition numbers owned on every input topic (topics are co-partitioned by client_ref)."""

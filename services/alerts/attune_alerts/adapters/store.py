@@ -12,6 +12,13 @@
   attempt, so two replicas never both do it.
 - `deliveries`: the webhook and e-mail outbox, `audit`: who read or changed what,
   `clinic_clocks`: the newest event time per episode (ATTUNE_ALERTS_CLOCK=event).
+
+The store remembers the episodes and clocks it last read or wrote (bounded), so a backfill does not
+read each episode back at every batch. A remembered episode is still written with its version
+checked, so a change made elsewhere (the API on any replica) fails that check and the batch is
+retried from the store; the consumer drops the memory at every rebalance (another replica may have
+owned the partition meanwhile) and after any conflict. Clocks only move forward, so a remembered
+clock is a lower bound of the stored one; it is exact while the partition stays ours.
 """
 
 from __future__ import annotations
@@ -60,6 +67,11 @@ class EpisodeRow:
     version: int = 0
     partition: int | None = None
     dirty: bool = False
+
+
+def _ms(t: datetime) -> datetime:
+    """A time as the store keeps it (BSON dates hold milliseconds), so remembered equals re-read."""
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def _episode_doc(row: EpisodeRow) -> dict[str, Any]:
@@ -211,8 +223,12 @@ class Current:
 class AlertsStore:
     """Repository over alerts' database."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 20_000) -> None:
         self.db = db
+        self.remember = remember
+        self.known_episodes: dict[str, dict[str, Any]] = {}  # episode_id -> its document, as stored
+        self.known_clocks: dict[str, datetime] = {}
+        self.known_marks: dict[str, int] = {}
         self.episodes = db["episodes"]
         self.alerts = db["alerts"]
         self.changes = db["alert_events"]
@@ -221,6 +237,7 @@ class AlertsStore:
         self.delivery_claims = db["delivery_claims"]
         self.audit_log = db["audit"]
         self.clocks = db["clinic_clocks"]
+        self.input_marks_coll = db["input_marks"]
 
     async def ensure_indexes(self) -> None:
         """Uniqueness of change causes, and the indexes the API, sweeps and outbox query by."""
@@ -240,23 +257,44 @@ class AlertsStore:
 
     # ---------------------------------------------------------------- episodes
 
+    def forget(self) -> None:
+        """Drop the remembered episodes and clocks (at a rebalance, after a conflict)."""
+        self.known_episodes.clear()
+        self.known_clocks.clear()
+        self.known_marks.clear()
+
+    def _keep(self, memory: dict[str, Any], items: Mapping[str, Any]) -> None:
+        if len(memory) + len(items) > self.remember:
+            memory.clear()
+        memory.update(items)
+
     async def load_episodes(self, *, episode_ids: Iterable[str]) -> dict[str, EpisodeRow]:
-        """The stored episodes among these ids (absent ones are new)."""
+        """The stored episodes among these ids (absent ones are new); remembered ones are not read."""
         ids = list(dict.fromkeys(episode_ids))
         if not ids:
             return {}
-        return {d["_id"]: _episode_row(d) for d in await find_by_ids(self.episodes, ids)}
+        docs = {i: self.known_episodes[i] for i in ids if i in self.known_episodes}
+        read = await find_by_ids(self.episodes, [i for i in ids if i not in docs])
+        self._keep(self.known_episodes, {d["_id"]: d for d in read})
+        docs.update((d["_id"], d) for d in read)
+        return {i: _episode_row(d) for i, d in docs.items()}  # fresh rows: callers change them
 
     async def save_episodes(self, *, rows: Sequence[EpisodeRow]) -> None:
         """Write changed episodes with an optimistic version check; ConcurrentUpdate when one moved."""
-        new = [_episode_doc(r) for r in rows if r.version == 0]
-        old = [r for r in rows if r.version > 0]
-        if await insert_clashing(self.episodes, new):
-            raise ConcurrentUpdate("an episode was created concurrently")
-        if old:
-            matched = await replace_versioned(self.episodes, [(_episode_doc(r), r.version) for r in old])
-            if matched != len(old):
-                raise ConcurrentUpdate(f"{len(old) - matched} episode(s) changed concurrently")
+        docs = [(_episode_doc(r), r) for r in rows]
+        new = [d for d, r in docs if r.version == 0]
+        old = [(d, r.version) for d, r in docs if r.version > 0]
+        try:
+            if await insert_clashing(self.episodes, new):
+                raise ConcurrentUpdate("an episode was created concurrently")
+            if old:
+                matched = await replace_versioned(self.episodes, old)
+                if matched != len(old):
+                    raise ConcurrentUpdate(f"{len(old) - matched} episode(s) changed concurrently")
+        except BaseException:
+            self.forget()  # some may be written, some not: read them all again
+            raise
+        self._keep(self.known_episodes, {d["_id"]: d for d, _ in docs})
         for r in rows:
             r.version += 1
             r.dirty = False
@@ -280,8 +318,22 @@ class AlertsStore:
             return {}
         docs = {d["_id"]: stored_from_doc(d) for d in await find_by_ids(self.alerts, ids)}
         newest: dict[str, int] = {}
-        async for d in self.changes.find({"alert_id": {"$in": ids}}, {"alert_id": 1, "seq": 1}):
-            newest[d["alert_id"]] = max(newest.get(d["alert_id"], 0), int(d["seq"]))
+        if await point_lookups(self.changes):
+            # Sequences are claimed one after another, so the changes past the projection are found
+            # by probing `<alert_id>:<next sequence>` (usually one missing lookup) instead of a
+            # query the embedded store would answer by reading every change.
+            probe = {aid: docs[aid].sequence if aid in docs else 0 for aid in ids}
+            while probe:
+                found = await find_by_ids(
+                    self.changes,
+                    [f"{aid}:{seq + 1:08d}" for aid, seq in probe.items()],
+                    {"alert_id": 1, "seq": 1},
+                )
+                probe = {d["alert_id"]: int(d["seq"]) for d in found}
+                newest.update(probe)
+        else:
+            async for d in self.changes.find({"alert_id": {"$in": ids}}, {"alert_id": 1, "seq": 1}):
+                newest[d["alert_id"]] = max(newest.get(d["alert_id"], 0), int(d["seq"]))
         ahead = [
             f"{aid}:{seq:08d}" for aid, seq in newest.items() if aid not in docs or docs[aid].sequence < seq
         ]
@@ -291,6 +343,29 @@ class AlertsStore:
                 rec = _record(d)
                 out[rec.stored.alert_id] = Current(rec.stored, rec)
         return out
+
+    async def input_marks(self, *, keys: Iterable[str]) -> dict[str, int]:
+        """Per input partition (`topic|partition`), the highest offset whose changes may be recorded."""
+        ids = list(dict.fromkeys(keys))
+        out = {k: self.known_marks[k] for k in ids if k in self.known_marks}
+        read = {
+            d["_id"]: int(d["through"])
+            for d in await find_by_ids(self.input_marks_coll, [k for k in ids if k not in out])
+        }
+        self.known_marks.update(read)
+        return out | read
+
+    async def advance_marks(self, *, through: Mapping[str, int]) -> None:
+        """Raise the marks before any change of these offsets is claimed (never lowers them)."""
+        moved = {k: o for k, o in through.items() if o > self.known_marks.get(k, -1)}
+        ops = [UpdateOne({"_id": k}, {"$max": {"through": o}}, upsert=True) for k, o in moved.items()]
+        if ops:
+            try:
+                await bulk_write(self.input_marks_coll, ops)
+            except BaseException:
+                self.forget()
+                raise
+            self.known_marks.update(moved)
 
     async def records_for_origins(self, *, origin_event_ids: Iterable[str]) -> dict[str, ChangeRecord]:
         """Changes already recorded for these input events, by cause_key (a replay reuses them)."""
@@ -438,17 +513,29 @@ class AlertsStore:
         await self.audit_log.insert_one(dict(entry))
 
     async def event_clocks(self, *, keys: Iterable[str]) -> dict[str, datetime]:
-        """The newest event time seen per episode."""
+        """The newest event time seen per episode (remembered ones are not read)."""
         ids = list(dict.fromkeys(keys))
         if not ids:
             return {}
-        return {d["_id"]: d["newest"] for d in await find_by_ids(self.clocks, ids)}
+        out = {i: self.known_clocks[i] for i in ids if i in self.known_clocks}
+        read = {
+            d["_id"]: d["newest"] for d in await find_by_ids(self.clocks, [i for i in ids if i not in out])
+        }
+        self._keep(self.known_clocks, read)
+        return out | read
 
     async def advance_clocks(self, *, newest: Mapping[str, datetime]) -> None:
-        """Move episodes' clocks forward (never back)."""
-        ops = [UpdateOne({"_id": c}, {"$max": {"newest": t}}, upsert=True) for c, t in newest.items()]
+        """Move episodes' clocks forward (never back); a clock known to be there already is not written."""
+        moved = {c: _ms(t) for c, t in newest.items()}
+        moved = {c: t for c, t in moved.items() if c not in self.known_clocks or t > self.known_clocks[c]}
+        ops = [UpdateOne({"_id": c}, {"$max": {"newest": t}}, upsert=True) for c, t in moved.items()]
         if ops:
-            await bulk_write(self.clocks, ops)
+            try:
+                await bulk_write(self.clocks, ops)
+            except BaseException:
+                self.forget()
+                raise
+            self._keep(self.known_clocks, moved)
 
     async def newest_event_time(self) -> datetime | None:
         """The newest event time seen in any episode (the sweep's clock in event mode)."""
