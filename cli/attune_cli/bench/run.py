@@ -77,6 +77,36 @@ class Results:
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+BENCH_PREFIX = "bench"  # every database and topic a bench run creates starts with it
+
+
+async def _clean(settings: ServiceSettings, console: Console) -> None:
+    """Drop the databases and topics of bench runs (this one's at the end, an interrupted one's at the
+    start), so repeated runs do not fill the disk or slow the store down. Only names the bench made."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from pymongo import AsyncMongoClient
+
+    from attune_shared.kafka import aiokafka_kwargs
+
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri.get_secret_value())
+    try:
+        dbs = [d for d in await mongo.list_database_names() if d.startswith(BENCH_PREFIX)]
+        for name in dbs:
+            await mongo.drop_database(name)
+    finally:
+        await mongo.close()
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings), request_timeout_ms=30000)
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith(BENCH_PREFIX)]
+        if topics:
+            await admin.delete_topics(topics)
+    finally:
+        await admin.close()
+    if dbs or topics:
+        console.print(f"cleaned up {len(dbs)} bench database(s) and {len(topics)} bench topic(s)")
+
+
 def network_for(events: int, weeks: int, seed: int) -> SimConfig:
     """A seeded network big enough for `events` inbound records."""
     clients = max(10, math.ceil(events / (weeks * RECORDS_PER_CLIENT_WEEK)))
@@ -188,7 +218,7 @@ def pipeline_run(
     scenario: Scenario, instances: int, logs: Path, console: Console, timeout: float
 ) -> tuple[PipelineRun, ServiceSettings]:
     """Publish every record as fast as possible; time until every group has drained."""
-    prefix = f"bench{datetime.now(UTC).strftime('%H%M%S')}x{instances}_"
+    prefix = f"{BENCH_PREFIX}{datetime.now(UTC).strftime('%H%M%S')}x{instances}_"
     with Stack(prefix, instances, logs / prefix.rstrip("_")) as stack:
         before = stack.stats()
         console.print(f"publishing {len(scenario.records)} records ({instances} instance(s) per service) ...")
@@ -238,7 +268,7 @@ def alert_latency(
     scenario: Scenario, rate: float, logs: Path, console: Console, timeout: float = 1800
 ) -> tuple[list[float], int]:
     """Milliseconds from an inbound record's publish to its alert on clinic.alerts.v1 (paced publishing)."""
-    prefix = f"benchlat{datetime.now(UTC).strftime('%H%M%S')}_"
+    prefix = f"{BENCH_PREFIX}lat{datetime.now(UTC).strftime('%H%M%S')}_"
     with Stack(prefix, 1, logs / prefix.rstrip("_")) as stack:
         console.print(f"alert latency: publishing {len(scenario.records)} records at {rate:.0f}/s ...")
         _publish(scenario, stack.settings, rate=rate)
@@ -308,10 +338,12 @@ def run_bench(
     """The whole benchmark; prints the table and writes the JSON results file."""
     logs = ROOT / "var" / "bench"
     revision = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.strip()
     config = network_for(events, weeks, seed)
     console.rule(f"[bold]attune bench[/] ({os.cpu_count()} cores, revision {revision or '?'})")
+    base = ServiceSettings()
+    asyncio.run(_clean(base, console))  # what an interrupted run left
     t = time.monotonic()
     scenario = generate(config)
     console.print(
@@ -358,6 +390,7 @@ def run_bench(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(asdict(res), indent=2) + "\n")
     console.print(f"results written to {out.relative_to(ROOT)}")
+    asyncio.run(_clean(base, console))
     return res
 
 
