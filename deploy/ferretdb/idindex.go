@@ -30,13 +30,17 @@ const idIndexSuffix = "_attune_id"
 // idIndexMaxEvery is the longest a file goes unchecked (a quiet file's pause doubles up to it).
 const idIndexMaxEvery = 4 * time.Second
 
+// idIndexPauseFactor: a file is next looked at no sooner than this many times its last pass took.
+const idIndexPauseFactor = 20
+
 // runIDIndexer adds the `_id` lookup index to new collection tables until ctx is done.
 //
 // Opening a database file parses its whole schema, and the reporting database holds hundreds of
 // small tables: opening every file on every pass cost the store a fifth of its CPU under load. So a
 // file whose pass finds nothing to index is looked at less and less often (doubling up to
 // idIndexMaxEvery), and again every `every` once a pass has indexed something. A table created in a
-// quiet file waits at most that long for its index, while it is still small. Connections are not
+// quiet file waits at most that long for its index, while it is still small; and a file that takes
+// long to open waits at least idIndexPauseFactor times as long as its last pass took. Connections are not
 // kept open between passes: one held across a dropped database would, on closing, delete the
 // write-ahead log of the database created next under the same name.
 func runIDIndexer(ctx context.Context, dir string, every time.Duration, logger *slog.Logger) {
@@ -63,7 +67,9 @@ func runIDIndexer(ctx context.Context, dir string, every time.Duration, logger *
 			if now.Before(s.next) {
 				continue
 			}
+			began := time.Now()
 			n, err := indexFile(ctx, f)
+			took := time.Since(began)
 			switch {
 			case err != nil:
 				logger.Debug("id indexer: skipped a database file", "file", filepath.Base(f), "error", err)
@@ -74,7 +80,9 @@ func runIDIndexer(ctx context.Context, dir string, every time.Duration, logger *
 			default:
 				s.pause = min(2*s.pause, idIndexMaxEvery)
 			}
-			s.next = now.Add(s.pause)
+			// a file that is costly to open (hundreds of tables) is opened at most 1/idIndexPauseFactor
+			// of the time, however busy its schema
+			s.next = now.Add(max(s.pause, took*idIndexPauseFactor))
 		}
 		for f := range files {
 			if !seen[f] {
