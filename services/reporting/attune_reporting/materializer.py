@@ -31,6 +31,7 @@ from attune_shared.logging import get_logger
 
 log = get_logger("attune_reporting.materializer")
 Progress = Callable[[int, int], None]
+MARKS_PER_PASS = 10_000  # at 1,000 a 200,000-record backfill recomputed the whole network ~20 times
 
 
 @dataclass
@@ -97,7 +98,9 @@ class Materializer:
             await self._acquire(store, lease)
             try:
                 while True:
-                    marks = await store.marks(limit=1000)
+                    # Every pass recomputes all the cells its marks name: while behind, marks pile up
+                    # (one per clinic per batch) naming the same cells, so a pass takes many at once.
+                    marks = await store.marks(limit=MARKS_PER_PASS)
                     if not marks:
                         break
                     await self._apply(store, marks, result, progress)
