@@ -344,28 +344,36 @@ class AlertsStore:
                 out[rec.stored.alert_id] = Current(rec.stored, rec)
         return out
 
+    async def _recall(
+        self, coll: Any, memory: dict[str, Any], ids: Iterable[str], field: str
+    ) -> dict[str, Any]:
+        """A field of documents by `_id`: remembered ones from memory, the others read and remembered."""
+        wanted = list(dict.fromkeys(ids))
+        out = {i: memory[i] for i in wanted if i in memory}
+        read = {d["_id"]: d[field] for d in await find_by_ids(coll, [i for i in wanted if i not in out])}
+        self._keep(memory, read)
+        return out | read
+
+    async def _raise(self, coll: Any, memory: dict[str, Any], values: Mapping[str, Any], field: str) -> None:
+        """Raise a field to these values (`$max`, upserted); values known to be reached are not written."""
+        moved = {k: v for k, v in values.items() if k not in memory or v > memory[k]}
+        ops = [UpdateOne({"_id": k}, {"$max": {field: v}}, upsert=True) for k, v in moved.items()]
+        if not ops:
+            return
+        try:
+            await bulk_write(coll, ops)
+        except BaseException:
+            self.forget()
+            raise
+        self._keep(memory, moved)
+
     async def input_marks(self, *, keys: Iterable[str]) -> dict[str, int]:
         """Per input partition (`topic|partition`), the highest offset whose changes may be recorded."""
-        ids = list(dict.fromkeys(keys))
-        out = {k: self.known_marks[k] for k in ids if k in self.known_marks}
-        read = {
-            d["_id"]: int(d["through"])
-            for d in await find_by_ids(self.input_marks_coll, [k for k in ids if k not in out])
-        }
-        self.known_marks.update(read)
-        return out | read
+        return await self._recall(self.input_marks_coll, self.known_marks, keys, "through")
 
     async def advance_marks(self, *, through: Mapping[str, int]) -> None:
         """Raise the marks before any change of these offsets is claimed (never lowers them)."""
-        moved = {k: o for k, o in through.items() if o > self.known_marks.get(k, -1)}
-        ops = [UpdateOne({"_id": k}, {"$max": {"through": o}}, upsert=True) for k, o in moved.items()]
-        if ops:
-            try:
-                await bulk_write(self.input_marks_coll, ops)
-            except BaseException:
-                self.forget()
-                raise
-            self.known_marks.update(moved)
+        await self._raise(self.input_marks_coll, self.known_marks, through, "through")
 
     async def records_for_origins(self, *, origin_event_ids: Iterable[str]) -> dict[str, ChangeRecord]:
         """Changes already recorded for these input events, by cause_key (a replay reuses them)."""
@@ -514,28 +522,11 @@ class AlertsStore:
 
     async def event_clocks(self, *, keys: Iterable[str]) -> dict[str, datetime]:
         """The newest event time seen per episode (remembered ones are not read)."""
-        ids = list(dict.fromkeys(keys))
-        if not ids:
-            return {}
-        out = {i: self.known_clocks[i] for i in ids if i in self.known_clocks}
-        read = {
-            d["_id"]: d["newest"] for d in await find_by_ids(self.clocks, [i for i in ids if i not in out])
-        }
-        self._keep(self.known_clocks, read)
-        return out | read
+        return await self._recall(self.clocks, self.known_clocks, keys, "newest")
 
     async def advance_clocks(self, *, newest: Mapping[str, datetime]) -> None:
         """Move episodes' clocks forward (never back); a clock known to be there already is not written."""
-        moved = {c: _ms(t) for c, t in newest.items()}
-        moved = {c: t for c, t in moved.items() if c not in self.known_clocks or t > self.known_clocks[c]}
-        ops = [UpdateOne({"_id": c}, {"$max": {"newest": t}}, upsert=True) for c, t in moved.items()]
-        if ops:
-            try:
-                await bulk_write(self.clocks, ops)
-            except BaseException:
-                self.forget()
-                raise
-            self._keep(self.known_clocks, moved)
+        await self._raise(self.clocks, self.known_clocks, {c: _ms(t) for c, t in newest.items()}, "newest")
 
     async def newest_event_time(self) -> datetime | None:
         """The newest event time seen in any episode (the sweep's clock in event mode)."""
