@@ -34,7 +34,7 @@ from attune_shared.kafka_admin import ensure_topics
 from attune_shared.settings import ServiceSettings
 from attune_shared.topics import Topics
 
-RECORDS_PER_CLIENT_WEEK = 2.9  # what the simulator emits on average (sessions, questionnaires, noise)
+RECORDS_PER_CLIENT_WEEK = 2.7  # what the simulator emits on average (sessions, questionnaires, noise)
 TARGETS = {
     "throughput_vs_raw": 0.5,
     "throughput_vs_naive": 10.0,
@@ -107,10 +107,24 @@ async def _clean(settings: ServiceSettings, console: Console) -> None:
         console.print(f"cleaned up {len(dbs)} bench database(s) and {len(topics)} bench topic(s)")
 
 
-def network_for(events: int, weeks: int, seed: int) -> SimConfig:
-    """A seeded network big enough for `events` inbound records."""
-    clients = max(10, math.ceil(events / (weeks * RECORDS_PER_CLIENT_WEEK)))
+def network_for(events: int, weeks: int, seed: int, per_client_week: float = RECORDS_PER_CLIENT_WEEK) -> SimConfig:
+    """A seeded network sized for about `events` inbound records."""
+    clients = max(10, math.ceil(events / (weeks * per_client_week)))
     return SimConfig(clinics=max(3, min(50, clients // 60)), clients=clients, weeks=weeks, seed=seed)
+
+
+def scenario_for(events: int, weeks: int, seed: int) -> tuple[SimConfig, Scenario]:
+    """A seeded network of at least `events` inbound records: the simulator's yield per client varies
+    with the seed, so a network that came out short is made again with more clients."""
+    config = network_for(events, weeks, seed)
+    scenario = generate(config)
+    for _ in range(5):
+        if len(scenario.records) >= events:
+            break
+        per_client_week = len(scenario.records) / (config.clients * weeks)
+        config = network_for(math.ceil(events * 1.01), weeks, seed, per_client_week)
+        scenario = generate(config)
+    return config, scenario
 
 
 def _proc_stats(pid: int) -> tuple[float, float]:
@@ -340,12 +354,11 @@ def run_bench(
     revision = subprocess.run(
         ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.strip()
-    config = network_for(events, weeks, seed)
     console.rule(f"[bold]attune bench[/] ({os.cpu_count()} cores, revision {revision or '?'})")
     base = ServiceSettings()
     asyncio.run(_clean(base, console))  # what an interrupted run left
     t = time.monotonic()
-    scenario = generate(config)
+    config, scenario = scenario_for(events, weeks, seed)
     console.print(
         f"network: {config.clinics} clinics, {config.clients} clients, {weeks} weeks, seed {seed}: "
         f"{len(scenario.records)} records (generated in {time.monotonic() - t:.1f}s)"
@@ -376,8 +389,7 @@ def run_bench(
         f"  naive baseline: {res.naive_eps} events/s ({naive.records} records in {naive.seconds:.0f}s)"
     )
 
-    lat_config = network_for(latency_events, 12, seed + 1)
-    lat_scenario = generate(lat_config)
+    _, lat_scenario = scenario_for(latency_events, 12, seed + 1)
     values, _ = alert_latency(lat_scenario, rate, logs, console, timeout)
     res.latency_ms, res.latency_alerts, res.latency_rate = _percentiles(values), len(values), rate
 
