@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final
 
 from attune_measures.domain.change import change_from_intake
 from attune_measures.domain.scoring import Score, UnscorableResponse, score
@@ -45,31 +45,88 @@ def measure_event_id(source: str, response_id: str, revision: int) -> str:
     return derived_id("measure.scored", source, response_id, str(revision))
 
 
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """What one recomputation of a member found: the digest of its content, computed from exactly
+    `basis`, and its primary score. A later recomputation with an equal basis would find the same
+    content, so when the member's stored fingerprint is that digest it is unchanged and no event needs
+    building (a group's every member is recomputed whenever one of them changes)."""
+
+    basis: tuple[Any, ...]
+    digest: str
+    primary: float | None
+
+
+def _basis(
+    tracked: Tracked,
+    thresholds: ScoringThresholds,
+    intake: tuple[Tracked, Score] | None,
+    alliance: Sequence[tuple[str, float]] | None,
+    window: int,
+) -> tuple[Any, ...]:
+    """Everything a member's published content depends on: its response, the thresholds, the intake
+    response and score, and for an alliance point the earlier points' count and its window."""
+    intake_key = (intake[0].response.response_id, intake[1].primary) if intake is not None else None
+    series = (len(alliance), tuple(alliance[-window:])) if alliance is not None else None
+    return (tracked.response, thresholds, intake_key, series)
+
+
+def _primary(tracked: Tracked, thresholds: ScoringThresholds) -> float | None:
+    """The member's primary score as last computed here for the same response and thresholds."""
+    c = tracked.computed
+    if isinstance(c, Computed) and c.basis[0] == tracked.response and c.basis[1] == thresholds:
+        return c.primary
+    raise LookupError
+
+
 def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> list[Revised]:
     """Recompute every member of one episode + instrument group; revise those whose content changed."""
     ordered = sorted(group, key=lambda t: t.response.order)
-    scored: list[tuple[Tracked, Score]] = []
+    # (member, its score if computed now, its primary score)
+    scored: list[tuple[Tracked, Score | None, float | None]] = []
     out: list[Revised] = []
     for tracked in ordered:
         try:
-            scored.append(
-                (tracked, score(tracked.response.instrument, tracked.response.items, thresholds=thresholds))
-            )
+            scored.append((tracked, None, _primary(tracked, thresholds)))
+            continue
+        except LookupError:
+            pass
+        try:
+            now = score(tracked.response.instrument, tracked.response.items, thresholds=thresholds)
         except UnscorableResponse:
             # Cannot happen for a version accepted under the same rules; left as published, not crashed on.
             out.append(Revised(tracked, None))
-    intake = next(((t, s) for t, s in scored if s.primary is not None), None)
+            continue
+        scored.append((tracked, now, now.primary))
+    intake = next(((t, s, p) for t, s, p in scored if p is not None), None)
+    intake_pair: tuple[Tracked, Score] | None = None
+    if intake is not None:  # only its response id and primary score are used
+        first, first_score, first_primary = intake
+        intake_pair = (first, first_score or Score(first.response.instrument, {}, first_primary))
     alliance: list[tuple[str, float]] = []  # (response_id, score) of the client-rated series so far
-    for tracked, result in scored:
+    for tracked, result, primary in scored:
         r = tracked.response
-        change = None
-        if intake is not None and result.primary is not None:
-            change = _change(r.instrument, intake, result.primary, thresholds)
-        series = None
-        if r.instrument in ALLIANCE_INSTRUMENTS and r.respondent == "client" and result.primary is not None:
-            series = _context(r.series_key, alliance, result.primary, thresholds, r.instrument)
-            alliance.append((r.response_id, result.primary))
-        out.append(_revise(tracked, result, change, series))
+        in_series = r.instrument in ALLIANCE_INSTRUMENTS and r.respondent == "client" and primary is not None
+        basis = _basis(
+            tracked, thresholds, intake_pair, alliance if in_series else None, thresholds.series_window
+        )
+        known = tracked.computed
+        if isinstance(known, Computed) and known.basis == basis and known.digest == tracked.fingerprint:
+            out.append(Revised(tracked, None))
+        else:
+            if result is None:
+                result = score(r.instrument, r.items, thresholds=thresholds)
+            change = None
+            if intake_pair is not None and primary is not None:
+                change = _change(r.instrument, intake_pair, primary, thresholds)
+            series = None
+            if in_series:
+                assert primary is not None
+                series = _context(r.series_key, alliance, primary, thresholds, r.instrument)
+            out.append(_revise(tracked, result, change, series, basis))
+        if in_series:
+            assert primary is not None
+            alliance.append((r.response_id, primary))
     return out
 
 
@@ -120,7 +177,11 @@ def _context(
 
 
 def _revise(
-    tracked: Tracked, result: Score, change: ChangeFromIntake | None, series: SeriesContext | None
+    tracked: Tracked,
+    result: Score,
+    change: ChangeFromIntake | None,
+    series: SeriesContext | None,
+    basis: tuple[Any, ...],
 ) -> Revised:
     r = tracked.response
     revision = tracked.revision + 1
@@ -150,9 +211,13 @@ def _revise(
         superseded=revision > 1,
     )
     digest = fingerprint(event)
+    computed = Computed(basis, digest, result.primary)
     if digest == tracked.fingerprint:
-        return Revised(tracked, None)
-    return Revised(replace(tracked, revision=revision, fingerprint=digest, scores=dict(result.values)), event)
+        return Revised(replace(tracked, computed=computed), None)
+    revised = replace(
+        tracked, revision=revision, fingerprint=digest, scores=dict(result.values), computed=computed
+    )
+    return Revised(revised, event)
 
 
 @dataclass(frozen=True, slots=True)

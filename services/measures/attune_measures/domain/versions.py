@@ -104,6 +104,8 @@ class Tracked:
     revision: int = 0
     fingerprint: str | None = None
     scores: Mapping[str, Any] | None = None
+    # What this process last computed for it (revisions.Computed): not stored, not compared.
+    computed: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
