@@ -544,3 +544,20 @@ def _synthetic_part(rnd: random.Random, clients: frozenset[str]) -> Part[frozens
             for g in ("sessions", "active", "episodes", "closed", "wai_sr", "srs", "ruptures", "alerts")
         },
     )
+
+
+async def test_the_materializer_lease_is_exclusive_and_its_owner_takes_its_own_back(fresh_db: Any) -> None:
+    # A run whose unlock was lost (the store went away first) must not wait out its own lease.
+    store = ReportingStore(fresh_db)
+    assert await store.try_lock(owner="a", lease_s=60)
+    assert not await store.try_lock(owner="b", lease_s=60)
+    assert await store.try_lock(owner="a", lease_s=60)
+    assert not await store.try_lock(owner="b", lease_s=60)
+    await store.unlock(owner="a")
+    assert await store.try_lock(owner="b", lease_s=0.2)
+    await asyncio.sleep(0.4)
+    # An expired lease is broken by the next try, and taken by the one after it.
+    assert not await store.try_lock(owner="a", lease_s=60)
+    assert await store.try_lock(owner="a", lease_s=60)
+    with pytest.raises(Exception, match="lease expired"):
+        await store.renew_lock(owner="b", lease_s=60)

@@ -159,7 +159,11 @@ class ReportingStore:
     # ------------------------------------------------------------------ the materializer's lock
 
     async def try_lock(self, *, owner: str, lease_s: float) -> bool:
-        """Take the materializer lock (insert wins, a duplicate key means taken); break an expired one."""
+        """Take the materializer lock (insert wins, a duplicate key means taken); break an expired one.
+
+        A lock already held by `owner` is taken over at once: an owner runs one materializer at a
+        time, so it is what a run of its own left when the store went away before the unlock.
+        """
         now = datetime.now(UTC)
         try:
             await self.locks.insert_one(
@@ -168,6 +172,12 @@ class ReportingStore:
             return True
         except DuplicateKeyError:
             held = await self.locks.find_one({"_id": LOCK_ID})
+            if held is not None and held.get("owner") == owner:
+                try:
+                    await self.renew_lock(owner=owner, lease_s=lease_s)
+                    return True
+                except LockLost:  # broken by another replica in between
+                    return False
             if held is not None and _aware(held["until"]) < now:
                 await self.locks.delete_one({"_id": LOCK_ID, "owner": held["owner"]})
             return False
