@@ -204,12 +204,41 @@ class StackRun:
                 time.sleep(pause_s)
                 hooks[i](self)
 
-    def settle(self, timeout: float = 420) -> float:
-        """Wait until every group has drained and the alert count is stable."""
+    def settle(self, timeout: float = 200) -> float:
+        """Wait until every group has drained and the alert count is stable.
+
+        The wait ends well inside the test's own timeout, so a run that never settles fails with what
+        is stuck (each group's lag, each service's last warnings) instead of being cut off blind.
+        """
         from rich.console import Console
 
         quiet = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - the demo's progress lines are noise here
-        return asyncio.run(wait_settled(self.settings, self.live("alerts").url, quiet, timeout=timeout))
+        try:
+            return asyncio.run(wait_settled(self.settings, self.live("alerts").url, quiet, timeout=timeout))
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{self.diagnosis()}") from None
+
+    def diagnosis(self) -> str:
+        """Each group's lag, which processes run, and the last warnings and errors of every log."""
+        from attune_cli.pipeline_state import drained_lags
+
+        lines = [f"[{self.name}] did: {self.events}; running {self.running()}"]
+        try:
+            lines.append(f"lag per group: {asyncio.run(drained_lags(self.settings))}")
+        except Exception as exc:  # the broker itself may be what is stuck
+            lines.append(f"lag unknown: {exc!r}")
+        for procs in self.procs.values():
+            for p in procs:
+                if p.log_path is None or not p.log_path.exists():
+                    continue
+                tail = [
+                    line
+                    for line in p.log_path.read_text(errors="replace").splitlines()
+                    if '"level": "warning"' in line or '"level": "error"' in line
+                ][-8:]
+                lines.append(f"--- {p.log_path.name}: last warnings and errors")
+                lines.extend(t[:400] for t in tail)
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------ what came out
 

@@ -128,7 +128,7 @@ def test_store_outage_of_15_seconds(world: Scenario, baseline: Snapshot, tmp_pat
         infra("start", "ferretdb")
         run.note("ferretdb started")
 
-    run, snap = _run("store-outage", tmp_path, world, {1: outage})
+    run, snap = _run("store-outage", tmp_path, world, {1: outage}, pause_s=0.3)
     # Every service said it was not ready while the store was away, and recovered by itself.
     assert all(503 in codes for codes in seen.values()), dict(seen)
     assert run.events[-1] == "running at the end: 4 of 4", run.events
