@@ -45,7 +45,7 @@ class ServiceSettings(BaseSettings):
     attune_log_level: Literal["debug", "info", "warning", "error"] = "info"
     attune_http_host: str = "127.0.0.1"
     attune_http_port: int = Field(default=8080, ge=0, le=65535)
-    attune_batch_max_records: int = Field(default=500, ge=1, le=10_000)
+    attune_batch_max_records: int = Field(default=2000, ge=1, le=10_000)
     attune_batch_timeout_ms: int = Field(default=100, ge=1, le=60_000)
     # Prefixes every topic, consumer group and database name; lets tests and side-by-side runs share
     # one broker and store. Empty in production.
