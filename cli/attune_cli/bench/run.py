@@ -107,7 +107,9 @@ async def _clean(settings: ServiceSettings, console: Console) -> None:
         console.print(f"cleaned up {len(dbs)} bench database(s) and {len(topics)} bench topic(s)")
 
 
-def network_for(events: int, weeks: int, seed: int, per_client_week: float = RECORDS_PER_CLIENT_WEEK) -> SimConfig:
+def network_for(
+    events: int, weeks: int, seed: int, per_client_week: float = RECORDS_PER_CLIENT_WEEK
+) -> SimConfig:
     """A seeded network sized for about `events` inbound records."""
     clients = max(10, math.ceil(events / (weeks * per_client_week)))
     return SimConfig(clinics=max(3, min(50, clients // 60)), clients=clients, weeks=weeks, seed=seed)
