@@ -55,6 +55,7 @@ class PipelineRun:
     peak_rss_mb: dict[str, float]
     drained: bool = True
     lag_at_end: dict[str, int] = field(default_factory=dict)
+    infra_cpu_seconds: dict[str, float] = field(default_factory=dict)  # the local broker and store
 
 
 @dataclass
@@ -139,6 +140,17 @@ def _proc_stats(pid: int) -> tuple[float, float]:
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) / 1024
     return cpu, peak
+
+
+def _infra_cpu() -> dict[str, float]:
+    """CPU seconds so far of the local broker and store that `deploy/infra.sh` started (none when remote)."""
+    out: dict[str, float] = {}
+    for name in ("kafka", "ferretdb"):
+        try:
+            out[name] = _proc_stats(int((ROOT / "var" / f"{name}.pid").read_text().strip()))[0]
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
 
 
 def _env(prefix: str) -> dict[str, str]:
@@ -236,7 +248,7 @@ def pipeline_run(
     """Publish every record as fast as possible; time until every group has drained."""
     prefix = f"{BENCH_PREFIX}{datetime.now(UTC).strftime('%H%M%S')}x{instances}_"
     with Stack(prefix, instances, logs / prefix.rstrip("_")) as stack:
-        before = stack.stats()
+        before, infra_before = stack.stats(), _infra_cpu()
         console.print(f"publishing {len(scenario.records)} records ({instances} instance(s) per service) ...")
         started = time.monotonic()
         _publish(scenario, stack.settings)
@@ -247,7 +259,7 @@ def pipeline_run(
         except NotDrained as exc:  # report what was measured, marked as not drained
             console.print(f"[red]{exc}[/]", highlight=False)
             done, lags = time.monotonic(), exc.lags
-        after = stack.stats()
+        after, infra_after = stack.stats(), _infra_cpu()
     seconds = done - started
     run = PipelineRun(
         instances=instances,
@@ -258,6 +270,9 @@ def pipeline_run(
         peak_rss_mb={n: round(after[n][1], 1) for n in after},
         drained=not lags,
         lag_at_end=lags,
+        infra_cpu_seconds={
+            n: round(infra_after[n] - infra_before[n], 1) for n in infra_after if n in infra_before
+        },
     )
     return run, stack.settings
 
@@ -444,6 +459,11 @@ def _print(res: Results, console: Console) -> None:
             else f"not drained in {p.seconds}s; lag left {p.lag_at_end}",
         )
         table.add_row("  CPU seconds per service", ", ".join(f"{k} {v}" for k, v in p.cpu_seconds.items()))
+        if p.infra_cpu_seconds:
+            table.add_row(
+                "  CPU seconds of the local broker and store",
+                ", ".join(f"{k} {v}" for k, v in p.infra_cpu_seconds.items()),
+            )
         table.add_row("  peak RSS per service (MB)", ", ".join(f"{k} {v}" for k, v in p.peak_rss_mb.items()))
     table.add_row("raw limit (aiokafka + insert_many, no logic)", f"{res.raw_limit_eps} events/s")
     table.add_row("naive baseline (per-message validate, insert, commit)", f"{res.naive_eps} events/s")
