@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -446,3 +447,60 @@ async def test_a_record_that_is_not_json_is_dead_lettered_and_the_service_keeps_
     assert 'attune_measures_responses_scored_total{instrument="PHQ-9"} 2.0' in metrics_text
     assert 'attune_measures_scores_published_total{instrument="PHQ-9"} 2.0' in metrics_text
     assert "attune_measures_scoring_latency_seconds_count 3.0" in metrics_text
+
+
+async def test_new_response_keys_are_claimed_not_looked_up_and_stored_ones_are_still_found(
+    infra_settings: Any,
+) -> None:
+    # The store claims a batch's unknown keys in `response_keys` with one insert instead of one
+    # lookup each; a key that clashes (stored before, moved by an amendment, or claimed by an
+    # attempt a crash cut short) is looked up as before.
+    from dataclasses import replace as dc_replace
+
+    from pymongo import AsyncMongoClient, monitoring
+
+    from attune_measures.adapters.store import MeasuresStore
+    from attune_measures.domain.versions import Tracked
+    from tests.unit.measures_service.builders import srs
+
+    class Finds(monitoring.CommandListener):
+        def __init__(self) -> None:
+            self.ids: list[Any] = []
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name == "find" and event.command["find"] == "responses":
+                self.ids.append(event.command["filter"].get("_id"))
+
+        def succeeded(self, event: Any) -> None: ...
+
+        def failed(self, event: Any) -> None: ...
+
+    finds = Finds()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra_settings.mongodb_uri.get_secret_value(), tz_aware=True, event_listeners=[finds]
+    )
+    name = f"test_keys_{uuid4().hex[:10]}"
+    try:
+        db = client[name]
+        first = MeasuresStore(db)
+        a, b = srs("r-a", 36, 0), srs("r-b", 37, 1)
+        loaded = await first.load(keys=[a.key, b.key], series_keys=[a.series_key])
+        assert loaded.book == {} and finds.ids == [], "new keys cost no lookup"
+        await first.save(changed=[Tracked(a, 1, "fa"), Tracked(b, 1, "fb")], versions={})
+        # A claim whose write never happened (a crash after load): the key reads as new again.
+        await first.load(keys=[srs("r-lost", 38, 2).key], series_keys=[a.series_key])
+
+        again = MeasuresStore(db)  # another process: nothing remembered
+        moved = dc_replace(a, episode_id="ep_2", status="amended")
+        finds.ids.clear()
+        loaded = await again.load(
+            keys=[moved.key, srs("r-lost", 38, 2).key, srs("r-new", 35, 3).key],
+            series_keys=[moved.series_key],
+        )
+        assert set(loaded.book) == {a.key}, "a stored key is found from another group"
+        assert loaded.versions[a.key] == 1
+        assert set(finds.ids) == {a.key, srs("r-lost", 38, 2).key}, "only clashing keys are looked up"
+        assert await db["response_keys"].count_documents({}) == 4
+    finally:
+        await client.drop_database(name)
+        await client.close()

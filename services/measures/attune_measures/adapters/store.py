@@ -11,6 +11,12 @@ index and reads the whole collection for any other filter. A member whose stored
 since changed (an amendment moved it) is filtered out on reading; memberships are written before the
 responses, so a crash in between leaves at most a member not stored yet, which reads as absent.
 
+`response_keys` holds the `_id` of every response ever stored, claimed before the response is
+written. A batch inserts the keys of the responses it does not hold already: a key that goes in was
+never stored, so it needs no lookup (a backfill's responses are nearly all new, and one insert of a
+batch's keys costs far less than a lookup each); only a key that clashes (an amendment, a replay,
+or a claim whose write a crash lost) is looked up.
+
 Each series write also sets a fresh `stamp`. The store keeps, in memory, the groups this process
 wrote last and their stamps: while a group's stored stamp is still the one written here, nobody else
 has written it since and its members are taken from memory, so a batch reads one `series` document
@@ -138,6 +144,7 @@ class MeasuresStore:
         self.db = db
         self.responses = db["responses"]
         self.series = db["series"]
+        self.keys = db["response_keys"]
         self.written = _Written(limit=remember)
         self.dead_letters = db["dead_letters"]
 
@@ -151,7 +158,12 @@ class MeasuresStore:
         await self.dead_letters.create_index([("error.code", 1), ("received_at", DESCENDING)], name="by_code")
 
     async def load(self, *, keys: Iterable[str] = (), series_keys: Iterable[str] = ()) -> Loaded:
-        """These responses and every current member of these groups."""
+        """These responses and every current member of these groups.
+
+        The keys not held already are claimed in `response_keys` first (see the module docstring),
+        so the responses looked up are the members of groups not remembered and the claimed keys
+        that clashed.
+        """
         key_set, series_set = set(keys), set(series_keys)
         loaded = Loaded({}, {})
         if not key_set and not series_set:
@@ -165,7 +177,10 @@ class MeasuresStore:
                     loaded.book[key], loaded.versions[key] = known.docs[key]
             else:
                 members.update(g.get("members", []))
-        for doc in await find_by_ids(self.responses, sorted((key_set - loaded.book.keys()) | members)):
+        unknown = sorted(key_set - loaded.book.keys() - members)
+        clashing = await insert_clashing(self.keys, [{"_id": k} for k in unknown])
+        stored = {unknown[i] for i in clashing}
+        for doc in await find_by_ids(self.responses, sorted(stored | members)):
             if doc["_id"] in key_set or doc["series_key"] in series_set:
                 loaded.book[doc["_id"]] = tracked_from_doc(doc)
                 loaded.versions[doc["_id"]] = int(doc.get("version", 0))
