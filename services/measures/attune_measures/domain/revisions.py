@@ -65,10 +65,12 @@ def _basis(
     window: int,
 ) -> tuple[Any, ...]:
     """Everything a member's published content depends on: its response, the thresholds, the intake
-    response and score, and for an alliance point the earlier points' count and its window."""
+    response and score, and for an alliance point the earlier points' count and its window. The
+    last two as one string (repr is exact for ids and floats), which the process remembers for
+    tens of thousands of members at a fraction of the tuples' memory."""
     intake_key = (intake[0].response.response_id, intake[1].primary) if intake is not None else None
-    series = (len(alliance), tuple(alliance[-window:])) if alliance is not None else None
-    return (tracked.response, thresholds, intake_key, series)
+    series = (len(alliance), alliance[-window:]) if alliance is not None else None
+    return (tracked.response, thresholds, repr((intake_key, series)))
 
 
 def _primary(tracked: Tracked, thresholds: ScoringThresholds) -> float | None:
