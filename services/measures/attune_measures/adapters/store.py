@@ -36,7 +36,7 @@ from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_measures.dead_letters import MeasuresDeadLetter
-from attune_measures.domain.versions import ResponseVersion, Tracked
+from attune_measures.domain.versions import ResponseVersion, Tracked, shared
 from attune_shared.mongo import bulk_write, find_by_ids, insert_clashing, insert_new, replace_versioned
 
 
@@ -89,31 +89,43 @@ def response_doc(tracked: Tracked, version: int) -> dict[str, Any]:
 
 
 def tracked_from_doc(doc: Mapping[str, Any]) -> Tracked:
-    """A tracked response from its stored form."""
+    """A tracked response from its stored form (repeated strings shared: see versions.shared)."""
     response = ResponseVersion(
-        source=doc["source"],
+        source=shared(doc["source"]),
         response_id=doc["response_id"],
         source_event_id=doc["source_event_id"],
-        clinic_id=doc["clinic_id"],
-        client_ref=doc["client_ref"],
-        episode_id=doc["episode_id"],
-        instrument=doc["instrument"],
-        respondent=doc["respondent"],
-        clinician_id=doc["clinician_id"],
+        clinic_id=shared(doc["clinic_id"]),
+        client_ref=shared(doc["client_ref"]),
+        episode_id=shared(doc["episode_id"]),
+        instrument=shared(doc["instrument"]),
+        respondent=shared(doc["respondent"]),
+        clinician_id=shared(doc["clinician_id"]),
         appointment_id=doc.get("appointment_id"),
-        status=doc["status"],
+        status=shared(doc["status"]),
         items=tuple(doc["items"]),
         occurred_at=datetime.fromisoformat(doc["occurred_at"]),
         session_at=datetime.fromisoformat(doc["session_at"]),
     )
+    scores = doc.get("scores")
     return Tracked(
-        response, revision=doc["revision"], fingerprint=doc.get("fingerprint"), scores=doc.get("scores")
+        response,
+        revision=doc["revision"],
+        fingerprint=doc.get("fingerprint"),
+        scores={shared(k): v for k, v in scores.items()} if scores is not None else None,
     )
 
 
 @dataclass
 class _Written:
-    """Groups this process wrote last: stamp and members, and the members' stored versions."""
+    """Groups this process wrote last: stamp and members, and the members' stored versions.
+
+    At most about `limit` responses are held. A full memory takes no new group but keeps updating
+    the ones it holds: a backfill touches every group once per simulated week, so a memory that
+    dropped everything when full (or dropped the least recently written) would never hold a group
+    until its next turn once the groups outgrow it, and would read every member back each time;
+    keeping the first groups serves about `limit` / total of the turns. Groups that keep growing
+    past the limit give way from the most recently remembered end.
+    """
 
     limit: int
     stamps: dict[str, str] = field(default_factory=dict)
@@ -127,20 +139,21 @@ class _Written:
                 self.docs.pop(key, None)
 
     def remember(self, series: str, stamp: str, members: Mapping[str, tuple[Tracked, int]]) -> None:
+        held = series in self.members
         self.forget([series])
-        if len(self.docs) + len(members) > self.limit:
-            self.stamps.clear()
-            self.members.clear()
-            self.docs.clear()
+        if not held and len(self.docs) + len(members) > self.limit:
+            return
         self.stamps[series] = stamp
         self.members[series] = frozenset(members)
         self.docs.update(members)
+        while len(self.docs) > self.limit and len(self.members) > 1:
+            self.forget([next(reversed(self.members))])
 
 
 class MeasuresStore:
     """Repository over measures' database."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 50_000) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 75_000) -> None:
         self.db = db
         self.responses = db["responses"]
         self.series = db["series"]

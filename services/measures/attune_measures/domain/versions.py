@@ -7,10 +7,11 @@ replay. Every response of one episode and instrument forms a group (`series_key`
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar, cast
 
 from attune_measures.domain.scoring import Item
 from attune_shared.events import Respondent, ResponseStatus, ResponseSubmitted
@@ -29,6 +30,15 @@ def _exact(value: datetime) -> datetime:
     # One tzinfo class whatever parsed it (Pydantic's TzInfo or the stdlib's), so stored and fresh
     # versions compare and serialise identically.
     return datetime.fromisoformat(value.isoformat())
+
+
+S = TypeVar("S", bound=str | None)
+
+
+def shared(text: S) -> S:
+    """One copy of a string that many responses repeat (source, clinic, client, episode, instrument,
+    ...): measures remembers tens of thousands of responses, and each decoded copy costs 50-80 bytes."""
+    return cast(S, sys.intern(text)) if isinstance(text, str) else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +69,17 @@ class ResponseVersion:
     def from_event(cls, event: ResponseSubmitted) -> ResponseVersion:
         """The version a ResponseSubmitted event carries."""
         return cls(
-            source=event.source,
+            source=shared(event.source),
             response_id=event.response_id,
             source_event_id=event.source_event_id,
-            clinic_id=event.clinic_id,
-            client_ref=event.client_ref,
-            episode_id=event.episode_id,
-            instrument=event.instrument,
-            respondent=event.respondent,
-            clinician_id=event.clinician_id,
+            clinic_id=shared(event.clinic_id),
+            client_ref=shared(event.client_ref),
+            episode_id=shared(event.episode_id),
+            instrument=shared(event.instrument),
+            respondent=shared(event.respondent),
+            clinician_id=shared(event.clinician_id),
             appointment_id=event.appointment_id,
-            status=event.status,
+            status=shared(event.status),
             items=tuple(event.items),
             occurred_at=event.occurred_at,
             session_at=event.appointment_start or event.occurred_at,
