@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from faststream import AckPolicy
@@ -60,14 +60,32 @@ def register_consumer(service: Service) -> None:
             BATCH_SIZE.labels(topic).observe(n)
         started = time.monotonic()
         pipeline: ReportingPipeline = service.extras["pipeline"]
+        behind = waiting(message.consumer, raw)
         await retry_transient(
             "reporting_batch",
-            lambda: pipeline.process(batch),
+            lambda: pipeline.process(batch, behind=behind),
             stopping=lambda: service.stopping,
             also=(ConcurrentUpdate, LockLost),
         )
         for topic in {r.topic for r in batch}:
             BATCH_DURATION.labels(topic).observe(time.monotonic() - started)
+
+
+def waiting(consumer: Any, records: Sequence[ConsumerRecord[Any, Any]]) -> bool:
+    """Whether more records wait on the partitions of this batch: the consumer's last known high
+    watermark of any of them is past the batch's last offset (unknown counts as nothing waiting)."""
+    last: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        last[tp] = max(last.get(tp, -1), r.offset)
+    for tp, offset in last.items():
+        try:
+            mark = consumer.highwater(tp)
+        except Exception:  # a partition revoked meanwhile, or a consumer that cannot tell
+            continue
+        if mark is not None and mark > offset + 1:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------- HTTP

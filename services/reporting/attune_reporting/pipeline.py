@@ -212,12 +212,18 @@ class ReportingPipeline:
         return events, rejected, ignored
 
     async def process(
-        self, records: Sequence[Inbound], *, store: ReportingStore | None = None, materialize: bool = True
+        self,
+        records: Sequence[Inbound],
+        *,
+        store: ReportingStore | None = None,
+        materialize: bool = True,
+        behind: bool = False,
     ) -> FoldResult:
         """Make every record's effect durable exactly once, then recompute the dirty cells.
 
         `store` defaults to the active data database; a rebuild passes its fresh one and
-        materializes once at the end instead of after every batch.
+        materializes once at the end instead of after every batch. `behind`: more records are
+        waiting on the batch's partitions (see _materialize_now).
         """
         started = time.monotonic()
         events, rejected, ignored = self.parse_all(records)
@@ -227,7 +233,7 @@ class ReportingPipeline:
         if rejected:
             await store.keep_rejected(docs=rejected)
             log.warning("records_rejected", count=len(rejected), first=rejected[0]["error"][:200])
-        if materialize and self._materialize_now(len(records)):
+        if materialize and self._materialize_now(len(records), behind=behind):
             await self.materializer.run(store)
         log.info(
             "batch_done",
@@ -241,14 +247,16 @@ class ReportingPipeline:
         )
         return result
 
-    def _materialize_now(self, batch_size: int) -> bool:
-        """After every batch that is not full; while behind (full batches), at most every few seconds
+    def _materialize_now(self, batch_size: int, *, behind: bool = False) -> bool:
+        """After a batch that is not full and leaves nothing waiting on its partitions, so a drained
+        service is up to date; while behind (a full batch, or more records waiting: the end of a
+        backlog arrives in small batches from slower upstream services), at most every few seconds
         and after a pause in proportion to the last run (ATTUNE_REPORTING_BACKLOG_MATERIALIZE_SHARE).
 
         Skipping is safe: the batch's dirty marks are durable and the next run recomputes them: the
         next batch's, or at the latest the sweep's (ATTUNE_REPORTING_SWEEP_INTERVAL_S), or a restart's.
         """
-        if batch_size < self.settings.attune_batch_max_records:
+        if batch_size < self.settings.attune_batch_max_records and not behind:
             return True
         every = float(getattr(self.settings, "attune_reporting_backlog_materialize_s", 0.0))
         return self.materializer.rested(every)

@@ -12,8 +12,9 @@ class ReportingSettings(ServiceSettings):
     attune_http_port: int = Field(default=8084, ge=0, le=65535)
     # The materializer runs after every batch; this sweep also picks up marks left by a crash.
     attune_reporting_sweep_interval_s: float = Field(default=5.0, gt=0, le=3600)
-    # While the consumer is behind (full batches), materialize at most this often, so a backlog's
-    # marks are folded into one recomputation per cell; a batch that is not full always materializes.
+    # While the consumer is behind (a full batch, or more records waiting on its partitions),
+    # materialize at most this often, so a backlog's marks are folded into one recomputation per
+    # cell; a batch that leaves nothing waiting always materializes.
     attune_reporting_backlog_materialize_s: float = Field(default=2.0, ge=0, le=600)
     # ... and, while behind, spend at most about this share of the time materializing: the pause after
     # a run is at least its duration x (1 / share - 1), so a run that reads big cells is not repeated

@@ -1,4 +1,4 @@
-"""While behind, the materializer pauses in proportion to its last run; a batch that is not full never waits."""
+"""While behind, the materializer pauses in proportion to its last run; a batch that leaves nothing waiting never waits."""
 
 from __future__ import annotations
 
@@ -42,3 +42,41 @@ def test_the_pause_is_capped_and_the_sweep_keeps_to_it() -> None:
     assert m.rested()
     m.ended = time.monotonic() - 30.0
     assert not m.rested()
+
+
+def test_a_small_batch_with_more_records_waiting_is_throttled_like_a_full_one() -> None:
+    # The end of a backlog comes in small batches (the upstream services are slower): recomputing
+    # the dirty cells after each of them made reporting the last service to drain.
+    p = _pipeline(attune_reporting_backlog_materialize_s=2)
+    small = p.settings.attune_batch_max_records - 1
+    m = p.materializer
+    m.ended, m.took = time.monotonic() - 1.0, 0.1
+    assert not p._materialize_now(small, behind=True)
+    assert p._materialize_now(small, behind=False)  # nothing waiting: up to date at once
+    m.ended = time.monotonic() - 2.5
+    assert p._materialize_now(small, behind=True)
+
+
+def test_records_wait_when_a_partition_of_the_batch_has_a_higher_watermark() -> None:
+    from aiokafka import ConsumerRecord, TopicPartition
+
+    from attune_reporting.handlers import waiting
+
+    class Consumer:
+        def __init__(self, marks: dict[TopicPartition, int | None]) -> None:
+            self.marks = marks
+
+        def highwater(self, tp: TopicPartition) -> int | None:
+            assert tp in self.marks, "Partition is not assigned"
+            return self.marks[tp]
+
+    def rec(partition: int, offset: int) -> ConsumerRecord[bytes, bytes]:
+        return ConsumerRecord("care", partition, offset, 0, 0, None, b"{}", None, 0, 2, [])
+
+    batch = [rec(0, 7), rec(0, 8), rec(1, 3)]
+    a, b = TopicPartition("care", 0), TopicPartition("care", 1)
+    assert not waiting(Consumer({a: 9, b: 4}), batch)  # each partition read to its end
+    assert waiting(Consumer({a: 9, b: 6}), batch)  # two more records on partition 1
+    assert not waiting(Consumer({a: None, b: None}), batch)  # not known yet: nothing waiting
+    assert not waiting(Consumer({a: 9}), batch)  # partition 1 revoked meanwhile
+    assert waiting(Consumer({b: 5}), batch)
