@@ -153,7 +153,7 @@ class _Written:
 class MeasuresStore:
     """Repository over measures' database."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 75_000) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 35_000) -> None:
         self.db = db
         self.responses = db["responses"]
         self.series = db["series"]
