@@ -60,7 +60,7 @@ class Computed:
 def _basis(
     tracked: Tracked,
     thresholds: ScoringThresholds,
-    intake: tuple[Tracked, Score] | None,
+    intake: tuple[str, float] | None,
     alliance: Sequence[tuple[str, float]] | None,
     window: int,
 ) -> tuple[Any, ...]:
@@ -68,17 +68,16 @@ def _basis(
     response and score, and for an alliance point the earlier points' count and its window. The
     last two as one string (repr is exact for ids and floats), which the process remembers for
     tens of thousands of members at a fraction of the tuples' memory."""
-    intake_key = (intake[0].response.response_id, intake[1].primary) if intake is not None else None
     series = (len(alliance), alliance[-window:]) if alliance is not None else None
-    return (tracked.response, thresholds, repr((intake_key, series)))
+    return (tracked.response, thresholds, repr((intake, series)))
 
 
-def _primary(tracked: Tracked, thresholds: ScoringThresholds) -> float | None:
-    """The member's primary score as last computed here for the same response and thresholds."""
+def _known(tracked: Tracked, thresholds: ScoringThresholds) -> Computed | None:
+    """What was last computed here for the member's same response and thresholds, if anything."""
     c = tracked.computed
     if isinstance(c, Computed) and c.basis[0] == tracked.response and c.basis[1] == thresholds:
-        return c.primary
-    raise LookupError
+        return c
+    return None
 
 
 def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> list[Revised]:
@@ -88,11 +87,10 @@ def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> 
     scored: list[tuple[Tracked, Score | None, float | None]] = []
     out: list[Revised] = []
     for tracked in ordered:
-        try:
-            scored.append((tracked, None, _primary(tracked, thresholds)))
+        known = _known(tracked, thresholds)
+        if known is not None:
+            scored.append((tracked, None, known.primary))
             continue
-        except LookupError:
-            pass
         try:
             now = score(tracked.response.instrument, tracked.response.items, thresholds=thresholds)
         except UnscorableResponse:
@@ -100,18 +98,13 @@ def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> 
             out.append(Revised(tracked, None))
             continue
         scored.append((tracked, now, now.primary))
-    intake = next(((t, s, p) for t, s, p in scored if p is not None), None)
-    intake_pair: tuple[Tracked, Score] | None = None
-    if intake is not None:  # only its response id and primary score are used
-        first, first_score, first_primary = intake
-        intake_pair = (first, first_score or Score(first.response.instrument, {}, first_primary))
+    # The intake: the first member with a primary score, as (response_id, score).
+    intake = next(((t.response.response_id, p) for t, _, p in scored if p is not None), None)
     alliance: list[tuple[str, float]] = []  # (response_id, score) of the client-rated series so far
     for tracked, result, primary in scored:
         r = tracked.response
         in_series = r.instrument in ALLIANCE_INSTRUMENTS and r.respondent == "client" and primary is not None
-        basis = _basis(
-            tracked, thresholds, intake_pair, alliance if in_series else None, thresholds.series_window
-        )
+        basis = _basis(tracked, thresholds, intake, alliance if in_series else None, thresholds.series_window)
         known = tracked.computed
         if isinstance(known, Computed) and known.basis == basis and known.digest == tracked.fingerprint:
             out.append(Revised(tracked, None))
@@ -119,8 +112,8 @@ def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> 
             if result is None:
                 result = score(r.instrument, r.items, thresholds=thresholds)
             change = None
-            if intake_pair is not None and primary is not None:
-                change = _change(r.instrument, intake_pair, primary, thresholds)
+            if intake is not None and primary is not None:
+                change = _change(r.instrument, intake, primary, thresholds)
             series = None
             if in_series:
                 assert primary is not None
@@ -133,15 +126,14 @@ def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> 
 
 
 def _change(
-    instrument: str, intake: tuple[Tracked, Score], value: float, thresholds: ScoringThresholds
+    instrument: str, intake: tuple[str, float], value: float, thresholds: ScoringThresholds
 ) -> ChangeFromIntake | None:
-    intake_tracked, intake_score = intake
-    assert intake_score.primary is not None
-    found = change_from_intake(instrument, intake_score.primary, value, thresholds)
+    intake_response_id, intake_score = intake
+    found = change_from_intake(instrument, intake_score, value, thresholds)
     if found is None:
         return None
     return ChangeFromIntake(
-        intake_response_id=intake_tracked.response.response_id,
+        intake_response_id=intake_response_id,
         intake_score=found.intake_score,
         change=found.change,
         reliable_improvement=found.reliable_improvement,
