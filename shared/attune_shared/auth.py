@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request, Security, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 Role = Literal["ehr", "lead", "ops", "admin"]
 ROLES: frozenset[str] = frozenset({"ehr", "lead", "ops", "admin"})
@@ -72,12 +73,29 @@ class TokenStore:
         return self._by_hash.get(hash_token(token))
 
 
-def bearer(request: Request) -> Principal:
-    """FastAPI dependency: the caller, or 401."""
-    header = request.headers.get("authorization", "")
+# Declared on every /v1 operation so the OpenAPI document names the scheme; it never rejects by itself
+# (the HttpGuard middleware in attune_shared.http authenticates before any validation).
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    description="A token from ATTUNE_TOKENS_FILE: `Authorization: Bearer <token>`.",
+)
+
+
+def authenticate_header(store: TokenStore, header: str) -> Principal | None:
+    """The principal of an `Authorization` header value, or None."""
     scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return store.lookup(token) if scheme.lower() == "bearer" and token else None
+
+
+def bearer(request: Request) -> Principal:
+    """The caller (the guard's, when it ran), or 401."""
+    principal = getattr(request.state, "principal", None)
+    if isinstance(principal, Principal):
+        return principal
     store: TokenStore = request.app.state.tokens
-    principal = store.lookup(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+    principal = authenticate_header(store, request.headers.get("authorization", ""))
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -87,13 +105,31 @@ def bearer(request: Request) -> Principal:
     return principal
 
 
-def require_roles(*roles: Role) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
-    """FastAPI dependency factory: the caller if its role is one of roles, else 403."""
+DenyHook = Callable[[Request, Principal | None, int, str], Awaitable[None]]
 
-    async def dependency(request: Request) -> Principal:
+
+class RoleCheck:
+    """A FastAPI dependency: the caller if its role is one of `roles`, else 403.
+
+    `build_app` reads these from the routes to give the HttpGuard its per-prefix rules, so the 401/403
+    happen before validation; `audit` (optional) is told of every 401/403 the guard answers there.
+    """
+
+    def __init__(self, roles: frozenset[str], audit: DenyHook | None = None) -> None:
+        self.roles = roles
+        self.audit = audit
+
+    async def __call__(
+        self,
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    ) -> Principal:
         principal = bearer(request)
-        if principal.role not in roles:
+        if principal.role not in self.roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {principal.role} may not call this")
         return principal
 
-    return dependency
+
+def require_roles(*roles: Role, audit: DenyHook | None = None) -> RoleCheck:
+    """FastAPI dependency factory: the caller if its role is one of roles, else 403."""
+    return RoleCheck(frozenset(roles), audit)

@@ -9,13 +9,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from attune_shared.auth import TokenStore
+from attune_shared.auth import RoleCheck, TokenStore
+from attune_shared.http import (
+    AccessRule,
+    BodyLimit,
+    BodyRule,
+    HttpGuard,
+    Policy,
+    SafeJSONResponse,
+    clean_errors,
+    merge_access,
+    route_prefix,
+)
 from attune_shared.kafka import FatalError, export_lag_forever, retry_transient
 from attune_shared.kafka_admin import missing_topics
 from attune_shared.logging import configure_logging, get_logger
@@ -139,27 +153,148 @@ def build_app(
                 await service.client.close()
             log.info("service_stopped")
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+        # No pages that load scripts from a CDN; the document itself stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
+        # A redirect would be built from the Host header the client sent.
+        redirect_slashes=False,
+        default_response_class=SafeJSONResponse,
+    )
     app.state.service = service
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": settings.service_name}
 
-    @app.get("/readyz", tags=["operations"], summary="Kafka and the store answer (503 otherwise)")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Kafka and the store answer (503 otherwise)",
+        responses={
+            200: {"content": {"application/json": {"schema": _READY_SCHEMA}}},
+            503: {
+                "description": "Kafka or the store does not answer",
+                "content": {"application/json": {"schema": _READY_SCHEMA}},
+            },
+        },
+    )
     async def readyz() -> JSONResponse:
         checks = await service.readiness()
         ok = all(checks.values()) and not service.stopping
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        return SafeJSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         body, content_type = render()
         return Response(body, media_type=content_type)
 
     for router in routers:
         app.include_router(router)
+    harden(app, settings, routers)
     return app
+
+
+_READY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "ready": {"type": "boolean"},
+        "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+    },
+    "required": ["ready", "checks"],
+}
+_PROBLEM = {
+    "application/json": {
+        "schema": {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+    }
+}
+_GUARD_RESPONSES: dict[str, str] = {
+    "401": "no bearer token, or one that is not valid",
+    "403": "the token's role (or its clinics or source) does not cover this",
+}
+
+
+def _calls(dependant: Any) -> list[Any]:
+    found = []
+    for dep in dependant.dependencies:
+        found.append(dep.call)
+        found.extend(_calls(dep))
+    return found
+
+
+def harden(app: FastAPI, settings: ServiceSettings, routers: Sequence[APIRouter] = ()) -> None:
+    """Install the HttpGuard (auth before validation, body limits, security headers), error handlers
+    that never echo the caller's input, and an OpenAPI document that lists what the guard answers.
+
+    The guard's rules come from the routes: each `require_roles` dependency makes a rule for the route's
+    path up to its first parameter, each `BodyLimit` a body limit."""
+    access: list[AccessRule] = []
+    bodies: list[BodyRule] = []
+    for route in [*app.routes, *(r for router in routers for r in router.routes)]:
+        if not isinstance(route, APIRoute):
+            continue
+        for call in _calls(route.dependant):
+            if isinstance(call, RoleCheck):
+                access.append(AccessRule(route_prefix(route.path), call.roles, call.audit))
+            elif isinstance(call, BodyLimit):
+                bodies.append(BodyRule(route_prefix(route.path), int(getattr(settings, call.setting))))
+    policy = Policy(
+        access=merge_access(access),
+        bodies=bodies,
+        default_max_body=settings.attune_http_max_request_bytes,
+    )
+    app.add_middleware(HttpGuard, policy=policy, tokens=lambda scope: scope["app"].state.tokens)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return SafeJSONResponse({"detail": clean_errors(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return SafeJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _complete(FastAPI.openapi(app), policy)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _complete(doc: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """Every guarded operation documents 401/403 (and 413 when it takes a body); a request body
+    schema's `$defs` move to components (their refs already point there)."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for path, operations in doc.get("paths", {}).items():
+        for method, op in operations.items():
+            responses = op.setdefault("responses", {})
+            if policy.access_for(path) is not None:
+                for code, text in _GUARD_RESPONSES.items():
+                    responses.setdefault(code, {"description": text, "content": _PROBLEM})
+            if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+                responses.setdefault(
+                    "413", {"description": "the body is over this endpoint's limit", "content": _PROBLEM}
+                )
+            for media in op.get("requestBody", {}).get("content", {}).values():
+                schemas.update(media.get("schema", {}).pop("$defs", {}))
+    return doc
 
 
 class _Server(uvicorn.Server):
@@ -180,5 +315,6 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         timeout_graceful_shutdown=8,
         lifespan="on",
+        server_header=False,
     )
     _Server(config).run()

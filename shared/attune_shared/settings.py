@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
     attune_log_level: Literal["debug", "info", "warning", "error"] = "info"
     attune_http_host: str = "127.0.0.1"
     attune_http_port: int = Field(default=8080, ge=0, le=65535)
+    # The body limit of every POST that sets no limit of its own (intake's ingestion has
+    # ATTUNE_HTTP_MAX_BODY_BYTES); over it: 413 before the body is read.
+    attune_http_max_request_bytes: int = Field(default=64 * 1024, ge=1024)
     attune_batch_max_records: int = Field(default=2000, ge=1, le=10_000)
     attune_batch_timeout_ms: int = Field(default=100, ge=1, le=60_000)
     # Prefixes every topic, consumer group and database name; lets tests and side-by-side runs share

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from attune_alerts.adapters.store import AlertsStore, ConcurrentUpdate
 from attune_alerts.domain.rules import on_person_resolved
@@ -26,8 +26,9 @@ from attune_alerts.lifecycle import (
     resolved_by_person,
 )
 from attune_alerts.paging import InvalidCursor, after_cursor, encode_cursor
-from attune_shared.auth import Principal, bearer
+from attune_shared.auth import Principal, require_roles
 from attune_shared.events import Alert, AlertStatus, Severity
+from attune_shared.http import no_surrogates
 from attune_shared.logging import get_logger
 
 log = get_logger("attune_alerts.api")
@@ -35,8 +36,9 @@ router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 ROLES = frozenset({"lead", "admin"})
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no valid bearer token"},
-    403: {"description": "the token's role may not use the alerts API"},
+    403: {"description": "the token's role may not use the alerts API (or, listing, the clinic asked for)"},
 }
+NoteText = Annotated[str, AfterValidator(no_surrogates), Field(max_length=MAX_NOTE_CHARS)]
 
 
 class Note(BaseModel):
@@ -65,7 +67,7 @@ class AcknowledgeBody(BaseModel):
     """`POST /v1/alerts/{alert_id}/acknowledge`."""
 
     model_config = ConfigDict(extra="forbid")
-    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
+    note: NoteText | None = None
 
 
 class ResolveBody(BaseModel):
@@ -73,7 +75,7 @@ class ResolveBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     resolution: Literal["addressed", "false_positive"]
-    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
+    note: NoteText | None = None
 
 
 def _store(request: Request) -> AlertsStore:
@@ -115,26 +117,42 @@ async def _fail(request: Request, code: int, detail: str, **audit: Any) -> HTTPE
     return HTTPException(code, detail, headers=headers)
 
 
-async def _caller(request: Request, action: str, **target: Any) -> Principal:
-    """The authenticated lead or admin; 401/403 otherwise (audited either way)."""
-    try:
-        who = bearer(request)
-    except HTTPException as exc:
-        raise await _fail(request, 401, str(exc.detail), action=action, who=None, **target) from None
-    if who.role not in ROLES:
-        raise await _fail(
-            request, 403, f"role {who.role} may not use the alerts API", action=action, who=who, **target
-        )
-    return who
+async def _denied(request: Request, who: Principal | None, code: int, detail: str) -> None:
+    """Audit a call the HTTP guard refused (401/403) before any validation: the action and target are
+    read from the raw path and query, cut short, since nothing about them has been checked."""
+    rest = request.url.path.removeprefix(router.prefix).strip("/")
+    parts = rest.split("/") if rest else []
+    target: dict[str, Any] = {}
+    if not parts:
+        action = "list"
+        target["query"] = {k[:64]: v[:200] for k, v in list(request.query_params.items())[:20]}
+    elif len(parts) == 1:
+        action, target["alert_id"] = "get", parts[0][:200]
+    elif len(parts) == 2 and parts[1] in ("acknowledge", "resolve"):
+        action, target["alert_id"] = parts[1], parts[0][:200]
+    else:
+        action = "unknown"
+    outcome = "unauthorized" if code == 401 else "forbidden"
+    await _audit(request, action=action, who=who, outcome=outcome, code=code, **target)
+
+
+# Authenticated and authorised by the HTTP guard before any validation; a refusal is audited by _denied.
+Caller = Annotated[Principal, Depends(require_roles("lead", "admin", audit=_denied))]
 
 
 def _detail(s: StoredAlert) -> AlertDetail:
     return AlertDetail.model_validate({**s.alert.model_dump(), "notes": [dict(n) for n in s.notes]})
 
 
-@router.get("", response_model=AlertPage, summary="List alerts, newest first", responses=_ERRORS)
+@router.get(
+    "",
+    response_model=AlertPage,
+    summary="List alerts, newest first",
+    responses={**_ERRORS, 400: {"description": "a cursor this API did not give out"}},
+)
 async def list_alerts(
     request: Request,
+    who: Caller,
     clinic_id: str | None = Query(default=None, max_length=64),
     status_: AlertStatus | None = Query(default=None, alias="status"),
     severity: Severity | None = None,
@@ -147,7 +165,6 @@ async def list_alerts(
     query: dict[str, Any] = {k: v for k, v in asked.items() if v is not None} | {"limit": limit}
     if cursor:
         query["cursor"] = True
-    who = await _caller(request, "list", query=query)
     if clinic_id and not who.covers_clinic(clinic_id):
         raise await _fail(
             request, 403, f"token does not cover clinic {clinic_id}", action="list", who=who, query=query
@@ -179,9 +196,8 @@ async def _visible(request: Request, who: Principal, alert_id: str, action: str)
     summary="One alert (404 outside the caller's clinics)",
     responses={**_ERRORS, 404: {"description": "no such alert for this caller"}},
 )
-async def get_alert(request: Request, alert_id: str) -> AlertDetail:
+async def get_alert(request: Request, who: Caller, alert_id: str) -> AlertDetail:
     """One alert with its notes."""
-    who = await _caller(request, "get", alert_id=alert_id)
     s = await _visible(request, who, alert_id, "get")
     await _audit(request, action="get", who=who, outcome="ok", code=200, alert_id=alert_id)
     return _detail(s)
@@ -208,6 +224,7 @@ _ACT_ERRORS: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
     404: {"description": "no such alert for this caller"},
     409: {"description": "the alert's status does not allow this"},
+    503: {"description": "the alert is being changed by another call; try again"},
 }
 
 
@@ -217,9 +234,10 @@ _ACT_ERRORS: dict[int | str, dict[str, Any]] = {
     summary="open -> acknowledged",
     responses=_ACT_ERRORS,
 )
-async def acknowledge(request: Request, alert_id: str, body: AcknowledgeBody | None = None) -> AlertDetail:
+async def acknowledge(
+    request: Request, who: Caller, alert_id: str, body: AcknowledgeBody | None = None
+) -> AlertDetail:
     """Acknowledge an open alert (stops its escalation)."""
-    who = await _caller(request, "acknowledge", alert_id=alert_id)
     await _visible(request, who, alert_id, "acknowledge")
     note = body.note if body else None
     stored = await _act(
@@ -241,9 +259,8 @@ async def acknowledge(request: Request, alert_id: str, body: AcknowledgeBody | N
     summary="acknowledged -> resolved",
     responses=_ACT_ERRORS,
 )
-async def resolve(request: Request, alert_id: str, body: ResolveBody) -> AlertDetail:
+async def resolve(request: Request, who: Caller, alert_id: str, body: ResolveBody) -> AlertDetail:
     """Resolve an acknowledged alert as `addressed` or `false_positive`."""
-    who = await _caller(request, "resolve", alert_id=alert_id)
     await _visible(request, who, alert_id, "resolve")
     stored = await _act(
         request,
