@@ -20,7 +20,14 @@ from attune_reporting.adapters.store import ConcurrentUpdate, LockLost
 from attune_reporting.domain.access import Audience, Forbidden, clinic_audience, network_audience
 from attune_reporting.domain.cells import Cell
 from attune_reporting.domain.figures import COLUMN_NAMES
-from attune_reporting.domain.months import MONTH_PATTERN, BadMonth, month_of, month_range, shift
+from attune_reporting.domain.months import (
+    MONTH_PATTERN,
+    BadMonth,
+    month_of,
+    month_range,
+    parse_month,
+    shift,
+)
 from attune_reporting.domain.render import to_csv
 from attune_reporting.domain.report import clinic_rows, network_rows
 from attune_reporting.pipeline import INPUT_TOPICS, Inbound, ReportingPipeline
@@ -144,19 +151,36 @@ Format = Annotated[Literal["json", "csv"] | None, Query(description="csv, or sen
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the report: JSON, or CSV with `format=csv` or `Accept: text/csv`",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    },
     400: {"description": "bad month range"},
     401: {"description": "no valid token"},
     403: {"description": "role or clinic not covered (ops: no by=clinician)"},
 }
 
 
+FIRST_MONTH = "0001-01"  # year 0000 is out of range (no calendar has it; shifting back from it goes negative)
+
+
 def _months(first: str | None, last: str | None, settings: ReportingSettings) -> list[str]:
+    for name, sent in (("from", first), ("to", last)):
+        if sent is not None and sent < FIRST_MONTH:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, f"{name}={sent}: year {sent[:4]} is out of range (0001-9999)"
+            )
     span = settings.attune_reporting_default_months - 1
     current = month_of(datetime.now(UTC))
     if last is None:
         last = max(current, first) if first else current
     if first is None:
-        first = shift(last, -span)
+        # A range the client did not bound starts at most `span` months back, and never before year 1.
+        back = parse_month(last)[0] * 12 + parse_month(last)[1] - 1 - span
+        first = shift(last, -span) if back >= 12 else FIRST_MONTH
     try:
         return month_range(first, last, limit=settings.attune_reporting_max_months)
     except BadMonth as exc:

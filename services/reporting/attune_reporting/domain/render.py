@@ -7,16 +7,27 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(text: str) -> str:
+    """Text a spreadsheet shows as text: a leading formula character gets a single quote before it."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
 
 def csv_value(value: Any) -> str:
-    """A JSON value as CSV text: null is empty, booleans are true/false, lists are joined with ';'."""
+    """A JSON value as CSV text: null is empty, booleans are true/false, lists are joined with ';';
+    text that a spreadsheet would run as a formula is neutralised, numbers (negative ones too) are not."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
     if isinstance(value, list | tuple):
-        return ";".join(csv_value(v) for v in value)
-    return str(value)
+        return neutralised(";".join(v if isinstance(v, str) else csv_value(v) for v in value))
+    return neutralised(str(value))
 
 
 def to_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
