@@ -140,19 +140,29 @@ def dlq_replay(
     dlq_id: Annotated[list[str] | None, typer.Option("--id", help="dead-letter ids to re-drive")] = None,
     code: Annotated[str | None, typer.Option(help="re-drive every unreplayed one with this code")] = None,
     limit: Annotated[int, typer.Option(help="at most this many")] = 1000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only count what would be re-driven")] = False,
 ) -> None:
-    """Re-submit dead letters to ehr.events.v1 after a fix; intake validates them again."""
+    """Re-submit dead letters to ehr.events.v1 after a fix; intake validates them again.
+
+    Prints how many the filter selects first (`would re-drive: N`), then re-drives them (`re-driven: N`)
+    unless --dry-run."""
     if not dlq_id and not code:
         raise typer.BadParameter("name --id (one or more) or --code")
-    r = httpx.post(
-        f"{INTAKE_URL}/v1/admin/dead-letters/replay",
-        timeout=60,
-        json={"dlq_ids": dlq_id or [], "code": code, "limit": limit},
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-    )
-    if r.status_code != 200:
-        raise typer.BadParameter(f"intake answered {r.status_code}: {r.text[:300]}")
-    console.print(f"re-driven: {r.json()['replayed']}")
+
+    def post(dry: bool) -> dict[str, Any]:
+        r = httpx.post(
+            f"{INTAKE_URL}/v1/admin/dead-letters/replay",
+            timeout=60,
+            json={"dlq_ids": dlq_id or [], "code": code, "limit": limit, "dry_run": dry},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        if r.status_code != 200:
+            raise typer.BadParameter(f"intake answered {r.status_code}: {r.text[:300]}")
+        return dict(r.json())
+
+    console.print(f"would re-drive: {post(True)['would_replay']}")
+    if not dry_run:
+        console.print(f"re-driven: {post(False)['replayed']}")
 
 
 @reporting_app.command("rebuild")

@@ -497,6 +497,8 @@ class DeadLetter(Frozen):
     raw: str
     raw_encoding: Literal["base64"] | None = None
     error: DeadLetterError
+    # Who sent it over HTTP: {"name": the token's name, "role": its role}; null for a Kafka record.
+    submitted_by: dict[str, str] | None = None
 
     @classmethod
     def from_rejection(

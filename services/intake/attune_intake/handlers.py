@@ -11,13 +11,15 @@ from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter
 
 from attune_intake import metrics
 from attune_intake.adapters.store import ConcurrentUpdate, IntakeStore, receipt_key
 from attune_intake.pipeline import Inbound, IntakePipeline, reject, validate
 from attune_intake.settings import IntakeSettings
 from attune_shared.auth import Principal, require_roles
-from attune_shared.events import EhrEnvelope, EnvelopeRejected
+from attune_shared.events import AnyEhrEnvelope, DeadLetter, EhrEnvelope, EnvelopeRejected
+from attune_shared.http import BodyLimit
 from attune_shared.kafka import OutRecord, publish_all, raw_body, retry_transient
 from attune_shared.metrics import BATCH_DURATION, BATCH_SIZE, MESSAGES_CONSUMED
 from attune_shared.runtime import Service
@@ -92,15 +94,69 @@ def register_consumer(service: Service) -> None:
 router = APIRouter(prefix="/v1/ehr", tags=["ingestion"])
 
 
+def _body_schema() -> dict[str, Any]:
+    """The request body: one envelope or {"events": [...]}, with the envelope union's models in $defs
+    (build_app moves them to the document's components, where the refs point)."""
+    one = TypeAdapter(AnyEhrEnvelope).json_schema(ref_template="#/components/schemas/{model}")
+    defs = one.pop("$defs", {})
+    batch = {
+        "type": "object",
+        "properties": {"events": {"type": "array", "items": one, "minItems": 0, "maxItems": 500}},
+        "required": ["events"],
+        "additionalProperties": False,
+    }
+    return {"oneOf": [one, batch], "$defs": defs}
+
+
+_PROBLEM = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}
+_RESULT = {
+    "type": "object",
+    "properties": {
+        "accepted": {"type": "integer", "minimum": 0},
+        "duplicates": {"type": "integer", "minimum": 0},
+        "rejected": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "event_id": {"type": ["string", "null"]},
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+                "required": ["index", "event_id", "code", "message"],
+            },
+        },
+    },
+    "required": ["accepted", "duplicates", "rejected"],
+}
+
+
 @router.post(
     "/events",
     status_code=status.HTTP_202_ACCEPTED,
     summary='Submit one envelope or {"events": [...]} (up to 500)',
+    description=(
+        "Every event is checked on its own: an invalid one is dead-lettered and listed in `rejected`, "
+        "the valid ones of the same request are accepted. The token must cover the `source` and "
+        "`clinic_id` of every event, valid or not (403 otherwise, and nothing is taken)."
+    ),
+    dependencies=[Depends(BodyLimit("attune_http_max_body_bytes"))],
     responses={
-        400: {"description": "not JSON"},
-        401: {"description": "no valid token"},
-        403: {"description": "token does not cover the event's source or clinic"},
-        413: {"description": "body over 1 MiB"},
+        202: {
+            "description": "every accepted event is on ehr.events.v1, every rejected one dead-lettered",
+            "content": {"application/json": {"schema": _RESULT}},
+        },
+        400: {"description": "the body is not JSON, or `events` is not an array", "content": _PROBLEM},
+        401: {"description": "no valid token", "content": _PROBLEM},
+        403: {"description": "the token does not cover an event's source or clinic", "content": _PROBLEM},
+        413: {
+            "description": "body over ATTUNE_HTTP_MAX_BODY_BYTES (1 MiB), or over 500 events",
+            "content": _PROBLEM,
+        },
+    },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _body_schema()}}}
     },
 )
 async def post_events(request: Request, caller: Principal = Depends(require_roles("ehr"))) -> dict[str, Any]:
@@ -120,19 +176,41 @@ async def post_events(request: Request, caller: Principal = Depends(require_role
             raise HTTPException(status.HTTP_400_BAD_REQUEST, '"events" must be an array')
         if len(items) > settings.attune_http_max_events:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                status.HTTP_413_CONTENT_TOO_LARGE,
                 f"at most {settings.attune_http_max_events} events per request",
             )
     else:
         items = [doc]
     metrics.RECEIVED.labels("http").inc(len(items))
 
+    # The token's scope applies to every event, valid or not: a rejected event is dead-lettered (kept,
+    # re-drivable) in the name of the source and clinic it claims, so the claim must be the token's.
+    forbidden = [i for i, item in enumerate(items) if not _covers(caller, item)]
+    if forbidden:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"token {caller.name} does not cover the source or clinic of events {forbidden[:50]}",
+        )
+
     checked: list[tuple[int, Inbound, EhrEnvelope | EnvelopeRejected]] = []
     for i, item in enumerate(items):
-        value = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
+        env: EhrEnvelope | EnvelopeRejected
+        try:
+            value = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            # A string with a lone surrogate escape ("\ud800") is valid JSON text but not Unicode: this
+            # event alone is rejected, kept with the escapes as sent.
+            value = json.dumps(item, separators=(",", ":")).encode()
+            env = EnvelopeRejected(
+                "invalid_json",
+                "a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not Unicode text",
+                [{"loc": [], "msg": "lone surrogate in a string"}],
+            )
+            checked.append((i, Inbound(value=value, key=None, topic="http"), env))
+            continue
         rec = Inbound(value=value, key=None, topic="http")
         try:
-            env: EhrEnvelope | EnvelopeRejected = validate(rec)
+            env = validate(rec)
         except EnvelopeRejected as exc:
             env = exc
         checked.append((i, rec, env))
@@ -162,7 +240,7 @@ async def post_events(request: Request, caller: Principal = Depends(require_role
     dead = []
     for i, rec, env in checked:
         if isinstance(env, EnvelopeRejected):
-            letter = reject(rec, env, now)
+            letter = _submitted(reject(rec, env, now), caller)
             dead.append(letter)
             event_id = items[i].get("event_id") if isinstance(items[i], dict) else None
             rejected.append(
@@ -182,14 +260,30 @@ async def post_events(request: Request, caller: Principal = Depends(require_role
     return {"accepted": len(valid) - duplicates, "duplicates": duplicates, "rejected": rejected}
 
 
+def _covers(caller: Principal, item: Any) -> bool:
+    """Whether the token covers the source and clinic an event claims (fields that are not strings
+    claim nothing; the event is invalid and its dead letter names the token that sent it)."""
+    if not isinstance(item, dict):
+        return True
+    source, clinic_id = item.get("source"), item.get("clinic_id")
+    if isinstance(source, str) and source != caller.source:
+        return False
+    return not (isinstance(clinic_id, str) and not caller.covers_clinic(clinic_id))
+
+
+def _submitted(letter: DeadLetter, caller: Principal) -> DeadLetter:
+    """The dead letter with the principal that submitted it over HTTP."""
+    return letter.model_copy(update={"submitted_by": {"name": caller.name, "role": caller.role}})
+
+
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
