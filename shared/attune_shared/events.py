@@ -27,7 +27,14 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from attune_shared.ids import CLIENT_REF_PATTERN, derived_id
+from attune_shared.ids import (
+    APPOINTMENT_REF_PATTERN,
+    CLIENT_REF_PATTERN,
+    EPISODE_REF_PATTERN,
+    EVENT_REF_PATTERN,
+    RESPONSE_REF_PATTERN,
+    derived_id,
+)
 from attune_shared.instruments import InstrumentName, ItemError, check_items, is_integer_scale
 from attune_shared.topics import Topics
 
@@ -66,6 +73,12 @@ Uuid = Annotated[
     str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ]
 ClientRef = Annotated[str, StringConstraints(pattern=CLIENT_REF_PATTERN)]
+# Keyed pseudonyms of EHR identifiers (contract section 6): the only form they take beyond intake,
+# so an EHR's own id (often built from the MRN) cannot even be validated onto an internal topic.
+EventRef = Annotated[str, StringConstraints(pattern=EVENT_REF_PATTERN)]
+AppointmentRef = Annotated[str, StringConstraints(pattern=APPOINTMENT_REF_PATTERN)]
+ResponseRef = Annotated[str, StringConstraints(pattern=RESPONSE_REF_PATTERN)]
+EpisodeRef = Annotated[str, StringConstraints(pattern=EPISODE_REF_PATTERN)]
 SchemaVersion = Annotated[Literal[1], BeforeValidator(_integer_one)]
 BirthYear = Annotated[int, Field(ge=1900), AfterValidator(_not_future_year)]
 # BCP 47 (RFC 5646) syntax: language (2-3 letters, up to 3 extlangs), script, region, variants, extensions,
@@ -558,10 +571,10 @@ class InternalEvent(Frozen):
     schema_version: SchemaVersion = 1
     occurred_at: AwareDatetime
     source: Code
-    source_event_id: EventId
+    source_event_id: EventRef  # the pseudonym of the EHR's event_id
     clinic_id: Code
     client_ref: ClientRef
-    episode_id: Ref
+    episode_id: EpisodeRef
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -613,7 +626,7 @@ class AppointmentScheduled(CareEvent):
     """An appointment was scheduled."""
 
     event_type: Literal["appointment.scheduled"] = "appointment.scheduled"
-    appointment_id: Ref
+    appointment_id: AppointmentRef
     clinician_id: Ref
     scheduled_start: AwareDatetime
     modality: Modality
@@ -623,7 +636,7 @@ class SessionAttended(CareEvent):
     """The client attended a session."""
 
     event_type: Literal["session.attended"] = "session.attended"
-    appointment_id: Ref
+    appointment_id: AppointmentRef
     clinician_id: Ref
     modality: Modality
     duration_minutes: Annotated[int, Field(ge=1, le=600)] | None = None
@@ -633,7 +646,7 @@ class SessionMissed(CareEvent):
     """The client missed a session (no-show or late cancellation)."""
 
     event_type: Literal["session.missed"] = "session.missed"
-    appointment_id: Ref
+    appointment_id: AppointmentRef
     clinician_id: Ref
     modality: Modality
     reason: MissedReason
@@ -643,7 +656,7 @@ class SessionCancelled(CareEvent):
     """A session was cancelled."""
 
     event_type: Literal["session.cancelled"] = "session.cancelled"
-    appointment_id: Ref
+    appointment_id: AppointmentRef
     clinician_id: Ref
     cancelled_by: CancelledBy
     hours_notice: Annotated[float, Field(ge=0)] | None = None
@@ -667,12 +680,12 @@ class ResponseSubmitted(InternalEvent):
     topic: ClassVar[str] = Topics.CARE
 
     event_type: Literal["response.submitted"] = "response.submitted"
-    response_id: Ref
+    response_id: ResponseRef
     status: ResponseStatus
     instrument: InstrumentName  # declared before items: the items validator reads it
     respondent: Respondent
     clinician_id: Ref
-    appointment_id: Ref | None = None
+    appointment_id: AppointmentRef | None = None
     appointment_start: AwareDatetime | None = None  # filled when intake already knows the appointment
     items: Items
 
@@ -682,7 +695,7 @@ class ResponseSubmitted(InternalEvent):
 class ChangeFromIntake(Frozen):
     """Change of a score against the episode's first scored response of that instrument."""
 
-    intake_response_id: Ref
+    intake_response_id: ResponseRef
     intake_score: float
     change: float
     reliable_improvement: bool
@@ -697,7 +710,7 @@ class SeriesContext(Frozen):
     score: float
     position: Annotated[int, Field(ge=1)]
     earlier_count: Annotated[int, Field(ge=0)]
-    earlier_response_ids: list[Ref]
+    earlier_response_ids: list[ResponseRef]
     mu: float | None = None
     sd_within: float | None = None
     sd_eff: float | None = None
@@ -710,13 +723,13 @@ class MeasureScored(InternalEvent):
     topic: ClassVar[str] = Topics.MEASURES
 
     event_type: Literal["measure.scored"] = "measure.scored"
-    response_id: Ref
+    response_id: ResponseRef
     revision: Annotated[int, Field(ge=1)]
     status: ResponseStatus
     instrument: InstrumentName
     respondent: Respondent
     clinician_id: Ref
-    appointment_id: Ref | None = None
+    appointment_id: AppointmentRef | None = None
     session_at: AwareDatetime  # orders the series: the appointment time, else the completion time
     scores: dict[str, float | int | bool | str | None]
     change: ChangeFromIntake | None = None
@@ -736,7 +749,7 @@ class Alert(Frozen):
     # Nullable: an episode can exist before a clinician is assigned.
     clinician_id: Ref | None = None
     client_ref: ClientRef
-    episode_id: Ref
+    episode_id: EpisodeRef
     rule_id: Code
     rule_version: Annotated[int, Field(ge=1)]
     severity: Severity

@@ -22,6 +22,7 @@ from attune_alerts.sweeper import PartitionTracker, Sweeper
 from attune_shared.events import AlertEvent, InternalEvent
 from attune_shared.kafka import make_broker
 from attune_shared.topics import Topics
+from tests.support.ids import rs
 from tests.support.kafka_io import read_all
 from tests.unit.alerts_service.builders import Client, week
 
@@ -110,7 +111,7 @@ async def test_rupture_repairs_itself_and_records_sessions_to_repair(harness: Ha
     assert resolved.status == "resolved" and resolved.resolution == "repaired"
     repair = resolved.evidence["resolution_evidence"]
     assert repair["sessions_to_repair"] == 2 and repair["sessions_to_repair_from"] == "trough"
-    assert repair["sessions_since_raised"] == 2 and repair["repair_response_id"] == "w7"
+    assert repair["sessions_since_raised"] == 2 and repair["repair_response_id"] == rs("w7")
     # The episode's state no longer holds the alert open: a new drop raises a new alert.
     episode = await harness.store.episodes.find_one({"_id": c.episode})
     assert episode is not None and episode["open_alerts"] == []
@@ -258,7 +259,7 @@ async def test_inactivity_sweep_on_the_event_clock_raises_once_and_re_engagement
         assert (await sweeper.sweep_once())["inactivity_ticks"] == 1  # 21 days since quiet attended
         assert (await sweeper.sweep_once())["inactivity_ticks"] == 0  # the open alert is not raised again
         raised = [e.alert for e in await h.events() if e.event_type == "alert.raised"]
-        assert [(a.episode_id, a.rule_id, a.severity) for a in raised] == [("ep_quiet", DROPOUT, "normal")]
+        assert [(a.episode_id, a.rule_id, a.severity) for a in raised] == [(quiet.episode, DROPOUT, "normal")]
         assert (
             raised[0].evidence["trigger"] == "inactivity" and raised[0].evidence["days_since_attended"] == 21
         )

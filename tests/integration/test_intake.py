@@ -5,18 +5,62 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import signal
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 
+from attune_intake.domain.canonical import Pseudonymiser
+from attune_shared.events import parse_envelope
+from attune_shared.ids import (
+    APPOINTMENT_REF_PATTERN,
+    EPISODE_REF_PATTERN,
+    EVENT_REF_PATTERN,
+    RESPONSE_REF_PATTERN,
+)
 from attune_shared.topics import Topics
 from tests.support.ehr import BASE, Ehr, encode, key_of
 from tests.support.kafka_io import produce, read_all, wait_drained
 from tests.support.procs import ServiceProcess
 
 WAI = [4, 4, 5, 4, 4, 4, 5, 4, 4, 4, 5, 4]
+# The shapes of the EHR's own appointment and response ids in the mixed stream (a-<c>-<s>, r-<c>-<s>).
+RAW_APPT_OR_RESPONSE = re.compile(r"\b[ar]-\d+-\d+\b")
+ID_PATTERNS = {
+    "source_event_id": EVENT_REF_PATTERN,
+    "episode_id": EPISODE_REF_PATTERN,
+    "appointment_id": APPOINTMENT_REF_PATTERN,
+    "response_id": RESPONSE_REF_PATTERN,
+}
+
+
+def _strings(value: object) -> set[str]:
+    """Every string value in a decoded JSON document."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return {s for v in value.values() for s in _strings(v)}
+    if isinstance(value, list):
+        return {s for v in value for s in _strings(v)}
+    return set()
+
+
+def _raw_ids(records: list[tuple[bytes | None, bytes]]) -> set[str]:
+    """Every identifier the EHR made in these records: event, appointment and response ids."""
+    out: set[str] = set()
+    for _, value in records:
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        out |= {doc["event_id"]} if isinstance(doc.get("event_id"), str) else set()
+        payload = doc.get("payload") or {}
+        out |= {payload[k] for k in ("appointment_id", "response_id") if isinstance(payload.get(k), str)}
+    return out
 
 
 def build_mixed_stream(seed: int = 7):
@@ -133,14 +177,38 @@ async def test_thousand_mixed_events_exact_counts_and_no_phi(namespace, mongo) -
     log_text = intake.log_path.read_text()
     leaked = [m for m in mrns if m in out_text or m in log_text]
     assert leaked == []
+    # Nor any identifier the EHR made (contract section 6): each leaves intake only as its pseudonym.
+    raw_ids = _raw_ids(records)
+    assert len(raw_ids) > 1000
+    out_docs = [json.loads(r.value) for r in [*care, *responses]]
+    assert not raw_ids & {s for d in out_docs for s in _strings(d)}
+    event_ids = {i for i in raw_ids if len(i) >= 8}  # long enough to search for as text
+    assert not [i for i in event_ids if i in out_text or i in log_text]
+    assert not RAW_APPT_OR_RESPONSE.search(out_text) and not RAW_APPT_OR_RESPONSE.search(log_text)
+    for d in out_docs:
+        for name, pattern in ID_PATTERNS.items():
+            assert d.get(name) is None or re.fullmatch(pattern, d[name]), (name, d.get(name))
+    # Appointments still join: each response names the pseudonym its scheduled appointment carries.
+    scheduled = {d["appointment_id"] for d in out_docs if d["event_type"] == "appointment.scheduled"}
+    assert {d["appointment_id"] for d in out_docs if d["event_type"] == "response.submitted"} <= scheduled
+    # and intake knew the start of every appointment scheduled before its response (all but the
+    # clients whose events arrive newest first, c % 6 == 0: three responses each for the other 50).
+    started = [d for d in out_docs if d["event_type"] == "response.submitted" and d["appointment_start"]]
+    assert len(started) == 3 * sum(1 for c in range(60) if c % 6)
     for name in await mongo.list_database_names():
         if name.startswith(namespace.prefix) and name != namespace.db("intake"):
             for coll in await mongo[name].list_collection_names():
                 async for doc in mongo[name][coll].find():
                     assert not any(m in str(doc) for m in mrns)
-    # intake's own state holds pseudonyms, not MRNs (only the admin-only dead letters keep raw input).
+    # intake's own state holds pseudonyms; the MRN sits in its one field, for the audited
+    # re-identification door, and nowhere else (the admin-only dead letters keep raw input).
+    clients = 0
     async for doc in db["clients"].find():
+        clients += 1
+        assert doc.pop("mrn") in mrns
         assert not any(m in str(doc) for m in mrns)
+        assert not raw_ids & _strings(json.loads(json.dumps(doc, default=str)))
+    assert clients == len(mrns)
     print(
         f"\n1,000-event run: care={len(care)} ({dict(care_types)}), responses={len(responses)}, "
         f"dead letters={dict(codes)}, duplicates={expect['duplicates']}, receipts={expect['valid']}"
@@ -187,7 +255,10 @@ async def test_sigkill_mid_batch_then_restart_has_exactly_one_effect(namespace, 
         if json.loads(r.value)["event_type"] == "session.attended"
     )
     # Every input has its effect; a record republished after the crash carries the same event id.
-    assert set(ids) == {e["event_id"] for e in ehr.sent}
+    # source_event_id is the pseudonym of the EHR's event id, under the key intake runs with.
+    pseudonyms = Pseudonymiser(namespace.settings.pseudonym_key)
+    assert set(ids) == {pseudonyms.event(parse_envelope(encode(e))) for e in ehr.sent}
+    assert len(set(ids)) == len(records)
     distinct_event_ids = {json.loads(r.value)["event_id"] for r in care}
     assert len(distinct_event_ids) == len(records) + 300  # + one episode.opened per client
     assert await receipts.count_documents({}) == len(records)

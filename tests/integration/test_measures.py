@@ -20,6 +20,7 @@ from attune_shared.events import ResponseSubmitted
 from attune_shared.ids import client_ref, derived_id
 from attune_shared.kafka import group_lag
 from attune_shared.topics import Topics
+from tests.support.ids import ap, ep, ev, rs
 from tests.support.kafka_io import produce, read_all, wait_drained
 from tests.support.procs import ServiceProcess
 
@@ -35,7 +36,7 @@ SD_FLOOR = {"WAI-SR": 0.30, "SRS": 2.0}
 
 @dataclass
 class Response:
-    rid: str
+    rid: str  # the response's pseudonym, e.g. rs("p-1"), as intake publishes it
     client: int
     ref: str
     clinic: str
@@ -57,7 +58,7 @@ class Response:
 
     def event(self) -> ResponseSubmitted:
         occurred = self.occurred_at or self.session_at + timedelta(minutes=50)
-        source_event_id = f"{self.rid}:{self.status}:{occurred.isoformat()}"
+        source_event_id = ev(f"{self.rid}:{self.status}:{occurred.isoformat()}")
         return ResponseSubmitted(
             event_id=derived_id("test-intake", SOURCE, source_event_id),
             occurred_at=occurred,
@@ -71,7 +72,7 @@ class Response:
             instrument=self.instrument,  # type: ignore[arg-type]
             respondent=self.respondent,  # type: ignore[arg-type]
             clinician_id="c-1",
-            appointment_id=f"a-{self.rid}",
+            appointment_id=ap(f"a-{self.rid}"),
             appointment_start=self.session_at,
             items=list(self.items),
         )
@@ -115,7 +116,7 @@ def build_stream(seed: int = 11, clients: int = 50) -> Stream:
     for c in range(clients):
         clinic = CLINICS[c % 3]
         ref = client_ref(b"integration-test-key", clinic, f"MRN{c:04d}")
-        episode = f"ep_{derived_id('ep', str(c)).replace('-', '')[:24]}"
+        episode = ep(f"client-{c}")
         alliance = [rnd.choice(ALLIANCE)] if c % 4 else list(ALLIANCE)
         outcome = rnd.choice(list(OUTCOME))
         level = rnd.uniform(3.2, 4.6)
@@ -128,7 +129,7 @@ def build_stream(seed: int = 11, clients: int = 50) -> Stream:
             for name in names:
                 mine.append(
                     Response(
-                        f"r{c}-{s}-{name}",
+                        rs(f"r{c}-{s}-{name}"),
                         c,
                         ref,
                         clinic,
@@ -142,7 +143,7 @@ def build_stream(seed: int = 11, clients: int = 50) -> Stream:
             if c % 10 == 3 and s == 1:
                 mine.append(
                     Response(
-                        f"r{c}-{s}-WAI-SR-clin",
+                        rs(f"r{c}-{s}-WAI-SR-clin"),
                         c,
                         ref,
                         clinic,
@@ -417,9 +418,9 @@ async def test_a_record_that_is_not_json_is_dead_lettered_and_the_service_keeps_
     bootstrap = namespace.settings.kafka_bootstrap_servers
     responses_topic = namespace.topic(Topics.CARE)
     ref = client_ref(b"integration-test-key", "north-01", "MRN-POISON")
-    first = Response("p-1", 0, ref, "north-01", "ep_poison", "PHQ-9", "client", BASE, [1] * 9)
+    first = Response(rs("p-1"), 0, ref, "north-01", ep("poison"), "PHQ-9", "client", BASE, [1] * 9)
     second = Response(
-        "p-2", 0, ref, "north-01", "ep_poison", "PHQ-9", "client", BASE + timedelta(days=7), [3] * 9
+        rs("p-2"), 0, ref, "north-01", ep("poison"), "PHQ-9", "client", BASE + timedelta(days=7), [3] * 9
     )
     # Same key, so the poison sits between two good records on one partition.
     records = [first.record(), (ref.encode(), b"\x00garbage, not JSON"), second.record()]
@@ -438,8 +439,8 @@ async def test_a_record_that_is_not_json_is_dead_lettered_and_the_service_keeps_
     ]
     published = [json.loads(r.value) for r in await read_all(bootstrap, namespace.topic(Topics.MEASURES))]
     assert [(m["response_id"], m["scores"]["total"], m["change"]["change"]) for m in published] == [
-        ("p-1", 9, 0.0),
-        ("p-2", 27, 18.0),
+        (rs("p-1"), 9, 0.0),
+        (rs("p-2"), 27, 18.0),
     ]
     db = mongo[namespace.db("measures")]
     assert await db["dead_letters"].count_documents({"error.code": "invalid_json"}) == 1
@@ -491,7 +492,7 @@ async def test_new_response_keys_are_claimed_not_looked_up_and_stored_ones_are_s
         await first.load(keys=[srs("r-lost", 38, 2).key], series_keys=[a.series_key])
 
         again = MeasuresStore(db)  # another process: nothing remembered
-        moved = dc_replace(a, episode_id="ep_2", status="amended")
+        moved = dc_replace(a, episode_id=ep("ep_2"), status="amended")
         finds.ids.clear()
         loaded = await again.load(
             keys=[moved.key, srs("r-lost", 38, 2).key, srs("r-new", 35, 3).key],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,10 +20,10 @@ from faststream.kafka import KafkaBroker
 
 from attune_intake import metrics
 from attune_intake.adapters.store import IntakeStore, receipt_key
-from attune_intake.domain.canonical import canonicalise
+from attune_intake.domain.canonical import Pseudonymiser, canonicalise
 from attune_intake.domain.episodes import ClientState
 from attune_shared.events import DeadLetter, DeadLetterOrigin, EhrEnvelope, EnvelopeRejected, parse_envelope
-from attune_shared.ids import client_ref
+from attune_shared.ids import client_ref, pseudonym
 from attune_shared.kafka import OutRecord, publish_all
 from attune_shared.logging import get_logger
 from attune_shared.settings import ServiceSettings
@@ -80,6 +80,7 @@ class IntakePipeline:
         self.broker = broker
         self.store = store
         self.key = settings.pseudonym_key
+        self.ids = Pseudonymiser(self.key)
         self.out_care = settings.topic(Topics.CARE)
         self.out_dlq = settings.topic(Topics.EHR_DLQ)
 
@@ -122,9 +123,14 @@ class IntakePipeline:
                 continue
             ref = refs[id(env)]
             state = (
-                changed.get(ref) or states.get(ref) or ClientState(client_ref=ref, clinic_id=env.clinic_id)
+                changed.get(ref)
+                or states.get(ref)
+                or ClientState(client_ref=ref, clinic_id=env.clinic_id, mrn=env.mrn)
             )
-            canonical = canonicalise(env, state)
+            if state.mrn is None:  # a client stored before intake kept the MRN for re-identification
+                state = replace(state, mrn=env.mrn)
+                changed[ref] = state
+            canonical = canonicalise(env, state, self.ids)
             if canonical.state is not state:
                 changed[ref] = canonical.state
             for ev in canonical.events:
@@ -153,7 +159,7 @@ class IntakePipeline:
                 dlq_id=dead.dlq_id,
                 code=dead.error.code,
                 message=dead.error.message,
-                **_safe_ids(dead),
+                **_safe_ids(dead, self.ids),
             )
         now_ms = time.time() * 1000
         for rec in records:
@@ -171,8 +177,12 @@ class IntakePipeline:
         return result
 
 
-def _safe_ids(dead: DeadLetter) -> dict[str, Any]:
-    """event_id, source and clinic_id of a dead letter, when its raw text had them (never the MRN)."""
+def _safe_ids(dead: DeadLetter, ids: Pseudonymiser) -> dict[str, Any]:
+    """source, clinic_id and the event's pseudonym of a dead letter, when its raw text had them.
+
+    Never the MRN and never the EHR's own event_id (contract section 6): an operator finds the
+    dead letter itself by its dlq_id, through the admin-only dead-letter API.
+    """
     import json
 
     try:
@@ -181,4 +191,9 @@ def _safe_ids(dead: DeadLetter) -> dict[str, Any]:
         return {}
     if not isinstance(doc, dict):
         return {}
-    return {k: str(doc[k])[:200] for k in ("event_id", "source", "clinic_id") if isinstance(doc.get(k), str)}
+    safe = {k: str(doc[k])[:64] for k in ("source", "clinic_id") if isinstance(doc.get(k), str)}
+    if len(safe) == 2 and isinstance(doc.get("event_id"), str):
+        safe["event_ref"] = pseudonym(
+            ids.key, "event", clinic_id=safe["clinic_id"], source=safe["source"], value=doc["event_id"]
+        )
+    return safe

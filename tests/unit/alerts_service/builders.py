@@ -3,8 +3,9 @@ would publish them (alliance series statistics computed here, per clinical-rules
 
 from __future__ import annotations
 
+import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,11 +20,38 @@ from attune_shared.events import (
     SessionAttended,
     SessionMissed,
 )
-from attune_shared.ids import client_ref, derived_id
+from attune_shared.ids import (
+    APPOINTMENT_REF_PATTERN,
+    EPISODE_REF_PATTERN,
+    RESPONSE_REF_PATTERN,
+    client_ref,
+    derived_id,
+)
+from tests.support.ids import ap, ep, ev, rs
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SD_FLOOR = {"WAI-SR": 0.30, "SRS": 2.0}
 RULE_VERSIONS = {"score.wai-sr": 1, "score.srs": 1, "score.phq-9": 1, "score.ors": 1, "score.psq": 1}
+
+
+def _label(make: Callable[[str], str], pattern: str, value: str) -> str:
+    """The pseudonym a test calls `value`; a value that already is a pseudonym stays as it is."""
+    return value if re.fullmatch(pattern, value) else make(value)
+
+
+def as_episode(label: str) -> str:
+    """The episode id of a test label ("ep_1"), or the label itself if it already is one."""
+    return _label(ep, EPISODE_REF_PATTERN, label)
+
+
+def as_response(label: str) -> str:
+    """The response pseudonym of a test label ("w1"), or the label itself if it already is one."""
+    return _label(rs, RESPONSE_REF_PATTERN, label)
+
+
+def as_appointment(label: str) -> str:
+    """The appointment pseudonym of a test label ("a1"), or the label itself if it already is one."""
+    return _label(ap, APPOINTMENT_REF_PATTERN, label)
 
 
 def week(n: float) -> datetime:
@@ -33,7 +61,12 @@ def week(n: float) -> datetime:
 
 @dataclass
 class Client:
-    """One client's episode at a clinic; numbers its events so their ids are unique and stable."""
+    """One client's episode at a clinic; numbers its events so their ids are unique and stable.
+
+    `episode` and the response and appointment ids given to the builders are test labels, carried as
+    their pseudonyms: after `Client(episode="ep_2")`, `c.episode == ep("ep_2")`; response "w1" is
+    `rs("w1")`, appointment "a1" `ap("a1")`.
+    """
 
     clinic: str = "north-01"
     mrn: str = "MRN-1"
@@ -41,6 +74,9 @@ class Client:
     clinician: str = "c-1"
     counter: int = 0
     sent: list[InternalEvent] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.episode = as_episode(self.episode)
 
     @property
     def ref(self) -> str:
@@ -53,7 +89,7 @@ class Client:
             "event_id": derived_id("test", self.clinic, self.episode, source_event_id),
             "occurred_at": at,
             "source": "ehr-test",
-            "source_event_id": source_event_id,
+            "source_event_id": ev(source_event_id),
             "clinic_id": self.clinic,
             "client_ref": self.ref,
             "episode_id": self.episode,
@@ -80,13 +116,13 @@ class Client:
         return self._keep(
             MeasureScored(
                 **self._common(at + timedelta(hours=1), f"measure:{rid}:{revision}"),
-                response_id=rid,
+                response_id=as_response(rid),
                 revision=revision,
                 status=status,  # type: ignore[arg-type]
                 instrument=instrument,  # type: ignore[arg-type]
                 respondent="client",
                 clinician_id=self.clinician,
-                appointment_id=appointment_id,
+                appointment_id=None if appointment_id is None else as_appointment(appointment_id),
                 session_at=at,
                 scores=scores,
                 change=change,
@@ -114,7 +150,7 @@ class Client:
     ) -> MeasureScored:
         change = score - intake
         ci = ChangeFromIntake(
-            intake_response_id="ors-intake",
+            intake_response_id=rs("ors-intake"),
             intake_score=intake,
             change=change,
             reliable_improvement=change >= 5,
@@ -160,7 +196,7 @@ class Client:
             score=score,
             position=position,
             earlier_count=len(earlier),
-            earlier_response_ids=[f"w{i + 1}" for i in range(len(earlier))],
+            earlier_response_ids=[rs(f"w{i + 1}") for i in range(len(earlier))],
             mu=mu,
             sd_within=None if mu is None else statistics.stdev(recent),
             sd_eff=sd_eff,
@@ -187,7 +223,7 @@ class Client:
         return self._keep(
             SessionAttended(
                 **self._common(at, f"attended:{appt}"),
-                appointment_id=appt,
+                appointment_id=as_appointment(appt),
                 clinician_id=self.clinician,
                 modality="video",
             )
@@ -197,7 +233,7 @@ class Client:
         return self._keep(
             SessionMissed(
                 **self._common(at, f"missed:{appt}"),
-                appointment_id=appt,
+                appointment_id=as_appointment(appt),
                 clinician_id=self.clinician,
                 modality="video",
                 reason="no_show",

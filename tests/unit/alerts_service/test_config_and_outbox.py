@@ -144,7 +144,7 @@ def test_email_text_has_title_rule_severity_clinic_and_link_only() -> None:
     assert subject == "[Attune] high alert raised: Possible alliance rupture: review"
     assert "Rule: alliance.rupture (version 1)" in text and "Clinic: north-01" in text
     assert f"https://alerts.example/v1/alerts/{s.alert_id}" in text
-    assert s.alert.client_ref not in text and "WAI-SR" not in text and "ep_1" not in text
+    assert s.alert.client_ref not in text and "WAI-SR" not in text and s.alert.episode_id not in text
 
 
 def test_settings_defaults_and_email_switch() -> None:

@@ -24,9 +24,11 @@ from attune_alerts.lifecycle import (
 )
 from attune_shared.events import AlertEvent
 from attune_shared.ids import client_ref
+from tests.support.ids import ep
 from tests.unit.alerts_service.builders import T0
 
-CTX = EpisodeContext("ep_1", "north-01", client_ref(b"k", "north-01", "M1"), "c-17")
+EPISODE = ep("ep_1")
+CTX = EpisodeContext(EPISODE, "north-01", client_ref(b"k", "north-01", "M1"), "c-17")
 RAISE = Raise(
     rule_id="alliance.rupture",
     rule_version=1,
@@ -45,13 +47,13 @@ def _raised(origin: str = "in-1") -> StoredAlert:
 def test_raise_derives_the_alert_id_from_episode_rule_and_input_and_records_rule_and_thresholds() -> None:
     s = _raised()
     a = s.alert
-    assert a.alert_id == alert_id_for("ep_1", "alliance.rupture", "in-1") == _raised().alert_id
+    assert a.alert_id == alert_id_for(EPISODE, "alliance.rupture", "in-1") == _raised().alert_id
     assert a.alert_id != _raised("in-2").alert_id
     assert (a.clinic_id, a.client_ref, a.clinician_id, a.episode_id) == (
         CTX.clinic_id,
         CTX.client_ref,
         "c-17",
-        "ep_1",
+        EPISODE,
     )
     assert a.status == "open" and a.severity == "high" and a.escalation_level == 0 and a.raised_at == T0
     assert a.evidence["rule_version"] == 1

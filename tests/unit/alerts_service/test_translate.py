@@ -11,6 +11,7 @@ from attune_alerts.domain.rules import on_care, on_measure
 from attune_alerts.domain.state import EpisodeState
 from attune_alerts.domain.thresholds import AlertThresholds
 from attune_alerts.translate import repair_extras, to_care, to_measure, tracking_at_raise
+from tests.support.ids import rs
 from tests.unit.alerts_service.builders import Client, week
 
 
@@ -19,7 +20,7 @@ def test_a_measure_keeps_numbers_and_flags_and_drops_text_scores() -> None:
     ev = c.phq9("q1", item9=2, total=14, at=week(1))
     m = to_measure(ev)
     assert m.scores == {"total": 14, "item9": 2, "prorated": False}  # "band" is text: not a rule input
-    assert (m.response_id, m.revision, m.instrument, m.session_at) == ("q1", 1, "PHQ-9", week(1))
+    assert (m.response_id, m.revision, m.instrument, m.session_at) == (rs("q1"), 1, "PHQ-9", week(1))
     s = to_measure(c.wai_series([4.0, 4.1, 3.9, 3.0])[-1]).series
     assert s is not None and s.position == 4 and s.earlier_count == 3 and s.drop is not None and s.drop > 2
     ors = to_measure(c.ors("o2", 22, intake=28, at=week(2), revision=2, superseded=True))
@@ -65,7 +66,7 @@ def test_sessions_to_repair_for_psq_alerts_from_the_raise() -> None:
     series = [to_measure(e) for e in c.wai_series([4.0, 4.1, 3.9, 4.0])]
     psq = replace(
         series[0],
-        response_id="p1",
+        response_id=rs("p1"),
         instrument="PSQ",
         scores={"rupture_reported": True, "tension": 4, "resolution": 2},
         series=None,
@@ -75,7 +76,7 @@ def test_sessions_to_repair_for_psq_alerts_from_the_raise() -> None:
     state = _run([*series, psq])
     tracking = tracking_at_raise("alliance.rupture", state)
     assert tracking["raised_position"] == 4
-    later = replace(series[0], response_id="w6", series=SeriesPoint("ep_1:WAI-SR", 4.2, 6, 5))
+    later = replace(series[0], response_id=rs("w6"), series=SeriesPoint(f"{c.episode}:WAI-SR", 4.2, 6, 5))
     d = Resolve("alliance.rupture", "repaired", {"repair": "alliance_score"})
     assert repair_extras(d, tracking, later, state) == {
         "sessions_to_repair": 2,
@@ -86,7 +87,7 @@ def test_sessions_to_repair_for_psq_alerts_from_the_raise() -> None:
     for n in (5, 6):
         state, _ = on_care(state, to_care(c.attended(f"a{n}", week(n))), th, week(n))  # type: ignore[arg-type]
     repair_psq = replace(
-        psq, response_id="p2", session_at=week(6), scores={"rupture_reported": False, "resolution": 5}
+        psq, response_id=rs("p2"), session_at=week(6), scores={"rupture_reported": False, "resolution": 5}
     )
     extras = repair_extras(
         Resolve("alliance.rupture", "repaired", {"repair": "in_session_repair"}), tracking, repair_psq, state

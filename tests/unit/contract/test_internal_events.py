@@ -33,16 +33,17 @@ from attune_shared.events import (
     parse_internal,
 )
 from attune_shared.ids import client_ref, derived_id
+from tests.support.ids import ap, ep, ev, rs
 
 REF = client_ref(b"test-key", "north-01", "MRN77")
 AT = datetime(2026, 3, 2, 14, 55, tzinfo=timezone(timedelta(hours=1)))
 COMMON: dict[str, Any] = {
     "occurred_at": AT,
     "source": "ehr-north",
-    "source_event_id": "ehr-north:000123",
+    "source_event_id": ev("ehr-north:000123"),
     "clinic_id": "north-01",
     "client_ref": REF,
-    "episode_id": "ep_7f3a",
+    "episode_id": ep("7f3a"),
 }
 
 SPECIFIC: dict[type[InternalEvent], dict[str, Any]] = {
@@ -55,52 +56,52 @@ SPECIFIC: dict[type[InternalEvent], dict[str, Any]] = {
     },
     ClinicianAssigned: {"clinician_id": "c-17"},
     AppointmentScheduled: {
-        "appointment_id": "apt-881",
+        "appointment_id": ap("apt-881"),
         "clinician_id": "c-17",
         "scheduled_start": AT + timedelta(days=7),
         "modality": "video",
     },
     SessionAttended: {
-        "appointment_id": "apt-881",
+        "appointment_id": ap("apt-881"),
         "clinician_id": "c-17",
         "modality": "in_person",
         "duration_minutes": 50,
     },
     SessionMissed: {
-        "appointment_id": "apt-881",
+        "appointment_id": ap("apt-881"),
         "clinician_id": "c-17",
         "modality": "phone",
         "reason": "late_cancel",
     },
     SessionCancelled: {
-        "appointment_id": "apt-881",
+        "appointment_id": ap("apt-881"),
         "clinician_id": "c-17",
         "cancelled_by": "client",
         "hours_notice": 2.5,
     },
     EpisodeClosed: {"reason": "mutual", "closed_on": date(2026, 6, 30)},
     ResponseSubmitted: {
-        "response_id": "resp-9001",
+        "response_id": rs("resp-9001"),
         "status": "completed",
         "instrument": "WAI-SR",
         "respondent": "client",
         "clinician_id": "c-17",
-        "appointment_id": "apt-881",
+        "appointment_id": ap("apt-881"),
         "appointment_start": AT,
         "items": [4, 4, 5, None, 4, 4, 5, 4, 4, 3, 4, 4],
     },
     MeasureScored: {
-        "response_id": "resp-9001",
+        "response_id": rs("resp-9001"),
         "revision": 2,
         "status": "amended",
         "instrument": "WAI-SR",
         "respondent": "client",
         "clinician_id": "c-17",
-        "appointment_id": "apt-881",
+        "appointment_id": ap("apt-881"),
         "session_at": AT,
         "scores": {"mean": 3.9, "total": 47, "bond": 4.25, "prorated": True, "band": "ok", "goal": None},
         "change": ChangeFromIntake(
-            intake_response_id="resp-1",
+            intake_response_id=rs("resp-1"),
             intake_score=14,
             change=7,
             reliable_improvement=False,
@@ -112,7 +113,7 @@ SPECIFIC: dict[type[InternalEvent], dict[str, Any]] = {
             score=2.9,
             position=5,
             earlier_count=4,
-            earlier_response_ids=["resp-1", "resp-2", "resp-3", "resp-4"],
+            earlier_response_ids=[rs("resp-1"), rs("resp-2"), rs("resp-3"), rs("resp-4")],
             mu=4.1,
             sd_within=0.2,
             sd_eff=0.3,
@@ -136,11 +137,11 @@ def build(cls: type[InternalEvent], **overrides: Any) -> InternalEvent:
 
 def alert(**overrides: Any) -> Alert:
     fields: dict[str, Any] = {
-        "alert_id": derived_id("alert", "ep_7f3a", "alliance.rupture"),
+        "alert_id": derived_id("alert", ep("7f3a"), "alliance.rupture"),
         "clinic_id": "north-01",
         "clinician_id": "c-17",
         "client_ref": REF,
-        "episode_id": "ep_7f3a",
+        "episode_id": ep("7f3a"),
         "rule_id": "alliance.rupture",
         "rule_version": 1,
         "severity": "high",
@@ -154,7 +155,7 @@ def alert(**overrides: Any) -> Alert:
     return Alert(**fields)
 
 
-# contract.md section 5 with concrete values for "uuid", "...", "cr_7K2Q..." and "urgent|high|normal".
+# contract.md section 5 with concrete values for "uuid", "...", "cr_7K2Q...", "ep_..." and "urgent|high|normal".
 ALERT_EXAMPLE = {
     "event_id": "0b7c6a2e-4f1d-5e8a-9c3b-2d1e0f9a8b7c",
     "event_type": "alert.raised",
@@ -164,7 +165,7 @@ ALERT_EXAMPLE = {
         "clinic_id": "north-01",
         "clinician_id": "c-17",
         "client_ref": "cr_7K2QABCDEFGHIJKLMNOPQRSTUV",
-        "episode_id": "ep_7f3a",
+        "episode_id": "ep_7F3AABCDEFGHIJKLMNOPQRSTUV",
         "rule_id": "alliance.rupture",
         "rule_version": 1,
         "severity": "high",
@@ -233,6 +234,12 @@ def test_internal_events_reject_extra_fields(cls: type[InternalEvent]) -> None:
         ("clinic_id", "north 01"),
         ("schema_version", 2),
         ("episode_id", ""),
+        # EHR identifiers travel only as their keyed pseudonyms (contract section 6).
+        ("source_event_id", "ehr-north:000123"),
+        ("source_event_id", ap("ehr-north:000123")),  # a pseudonym of another kind
+        ("source_event_id", ev("x").lower()),
+        ("episode_id", "ep_7f3a"),
+        ("episode_id", rs("7f3a")),
     ],
 )
 def test_common_field_rules(cls: type[InternalEvent], field: str, value: object) -> None:
@@ -262,6 +269,15 @@ def test_common_field_rules(cls: type[InternalEvent], field: str, value: object)
         (MeasureScored, "session_at", "2026-03-02T14:55:00"),
         (MeasureScored, "rule_versions", {"score.wai-sr": 0}),
         (MeasureScored, "instrument", "BDI-II"),
+        (AppointmentScheduled, "appointment_id", "apt-881"),
+        (SessionAttended, "appointment_id", "MRN77-apt-881"),
+        (SessionMissed, "appointment_id", rs("apt-881")),
+        (SessionCancelled, "appointment_id", "apt-881"),
+        (ResponseSubmitted, "response_id", "resp-9001"),
+        (ResponseSubmitted, "response_id", ap("resp-9001")),
+        (ResponseSubmitted, "appointment_id", "apt-881"),
+        (MeasureScored, "response_id", "resp-9001"),
+        (MeasureScored, "appointment_id", "apt-881"),
     ],
 )
 def test_specific_field_rules(cls: type[InternalEvent], field: str, value: object) -> None:
@@ -281,7 +297,26 @@ def test_scores_keep_their_json_types() -> None:
     assert parsed.scores["prorated"] is True
     assert parsed.scores["goal"] is None
     assert parsed.superseded is False
-    assert parsed.series is not None and parsed.series.earlier_response_ids[0] == "resp-1"
+    assert parsed.series is not None and parsed.series.earlier_response_ids[0] == rs("resp-1")
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("change", "intake_response_id"), "resp-1"),
+        (("series", "earlier_response_ids", 1), "resp-2"),
+        (("series", "earlier_response_ids", 0), ep("resp-1")),
+    ],
+)
+def test_nested_response_ids_are_pseudonyms_too(path: tuple[str | int, ...], value: str) -> None:
+    data = json.loads(build(MeasureScored).model_dump_json())
+    target = data
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    with pytest.raises(ValidationError) as caught:
+        MeasureScored.model_validate_json(json.dumps(data))
+    assert caught.value.errors()[0]["loc"] == path
 
 
 def test_optional_measure_context_may_be_absent() -> None:
@@ -473,6 +508,8 @@ def test_a_resolved_alert_carries_its_resolution(resolution: str) -> None:
         (("alert", "escalation_level"), -1),
         (("alert", "rule_version"), 0),
         (("alert", "client_ref"), "MRN77"),
+        (("alert", "episode_id"), "ep_7f3a"),
+        (("alert", "episode_id"), "MRN77"),
         (("alert", "raised_at"), "2026-03-02T14:55:02"),
         (("alert", "mrn"), "MRN77"),
         (("alert", "resolution"), "addressed"),  # set while the alert is still open

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,14 @@ from attune_measures.domain.revisions import run_batch
 from attune_measures.domain.thresholds import DEFAULT, ScoringThresholds
 from attune_measures.domain.versions import ResponseVersion, Tracked
 from attune_shared.events import MeasureScored, ResponseSubmitted
-from attune_shared.ids import client_ref, derived_id
+from attune_shared.ids import (
+    EPISODE_REF_PATTERN,
+    EVENT_REF_PATTERN,
+    RESPONSE_REF_PATTERN,
+    client_ref,
+    derived_id,
+)
+from tests.support.ids import ap, ep, ev, rs
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 SOURCE = "ehr-north"
@@ -31,6 +39,26 @@ SRS = {
 }
 
 
+def _label(make: Callable[[str], str], pattern: str, value: str) -> str:
+    """The pseudonym a test calls `value`; a value that already is a pseudonym stays as it is."""
+    return value if re.fullmatch(pattern, value) else make(value)
+
+
+def as_response(label: str) -> str:
+    """The response pseudonym of a test label ("s1"), or the label itself if it already is one."""
+    return _label(rs, RESPONSE_REF_PATTERN, label)
+
+
+def as_episode(label: str) -> str:
+    """The episode id of a test label ("ep_1"), or the label itself if it already is one."""
+    return _label(ep, EPISODE_REF_PATTERN, label)
+
+
+def as_event(label: str) -> str:
+    """The event pseudonym of a test label, or the label itself if it already is one."""
+    return _label(ev, EVENT_REF_PATTERN, label)
+
+
 def session(day: float) -> datetime:
     """The session of week `day` (weekly sessions from T0)."""
     return T0 + timedelta(days=7 * day)
@@ -49,19 +77,23 @@ def version(
     clinic: str = CLINIC,
     event: str | None = None,
 ) -> ResponseVersion:
-    """One response version at a weekly session (completed an hour after it, unless `occurred`)."""
+    """One response version at a weekly session (completed an hour after it, unless `occurred`).
+
+    rid, episode and event are test labels (or pseudonyms), carried as their pseudonyms: response
+    "s1" is `rs("s1")`, episode "ep_1" is `ep("ep_1")`.
+    """
     when = occurred or session(day) + timedelta(hours=1)
     return ResponseVersion(
         source=SOURCE,
-        response_id=rid,
-        source_event_id=event or f"{rid}:{status}:{when.isoformat()}",
+        response_id=as_response(rid),
+        source_event_id=as_event(event or f"{rid}:{status}:{when.isoformat()}"),
         clinic_id=clinic,
         client_ref=CLIENT,
-        episode_id=episode,
+        episode_id=as_episode(episode),
         instrument=instrument,  # type: ignore[arg-type]
         respondent=respondent,  # type: ignore[arg-type]
         clinician_id="c-1",
-        appointment_id=f"a-{day}",
+        appointment_id=ap(f"a-{day}"),
         status=status,  # type: ignore[arg-type]
         items=tuple(items),
         occurred_at=when,

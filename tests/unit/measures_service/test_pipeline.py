@@ -14,6 +14,7 @@ from attune_measures.dead_letters import MeasuresDeadLetter
 from attune_measures.domain.versions import Tracked
 from attune_measures.pipeline import Inbound, MeasuresPipeline
 from attune_measures.settings import MeasuresSettings
+from tests.support.ids import rs
 from tests.unit.measures_service.builders import CLIENT, session, srs, submitted
 
 SETTINGS = MeasuresSettings(attune_name_prefix="u_")
@@ -107,7 +108,7 @@ async def test_poison_is_dead_lettered_and_the_rest_is_scored() -> None:
     assert [d["origin"]["offset"] for d in dlq] == [0, 3, 4]
     assert len(store.dead) == 3
     measures = broker.events("u_clinic.measures.v1")
-    assert [(m["response_id"], m["revision"]) for m in measures] == [("s1", 1), ("s2", 1)]
+    assert [(m["response_id"], m["revision"]) for m in measures] == [(rs("s1"), 1), (rs("s2"), 1)]
     assert len(store.docs) == 2
     # Broker acks before the store write; one store read for the whole batch.
     assert log.index("save") > max(i for i, x in enumerate(log) if x.startswith("publish"))
@@ -126,12 +127,9 @@ async def test_a_crash_mid_write_replays_the_same_ids_and_then_nothing() -> None
         await pipeline.process(batch)
     first = broker.events("u_clinic.measures.v1")
     # Record at a time: s2 revises s3 and s4 (rev 2), then the amendment revises s4 again (rev 3).
-    assert sorted((m["response_id"], m["revision"]) for m in first) == [
-        ("s2", 1),
-        ("s3", 2),
-        ("s4", 2),
-        ("s4", 3),
-    ]
+    assert sorted((m["response_id"], m["revision"]) for m in first) == sorted(
+        [(rs("s2"), 1), (rs("s3"), 2), (rs("s4"), 2), (rs("s4"), 3)]
+    )
     broker.sent.clear()
     await pipeline.process(batch)  # not committed, so consumed again
     again = broker.events("u_clinic.measures.v1")
@@ -141,11 +139,11 @@ async def test_a_crash_mid_write_replays_the_same_ids_and_then_nothing() -> None
     result = await pipeline.process(batch)  # a third time, after a complete write: no effect
     assert broker.sent == [] and result.verdicts == {"replay": 2}
     assert {t.response.response_id: t.revision for t, _ in store.docs.values()} == {
-        "s0": 1,
-        "s1": 1,
-        "s2": 1,
-        "s3": 2,
-        "s4": 3,
+        rs("s0"): 1,
+        rs("s1"): 1,
+        rs("s2"): 1,
+        rs("s3"): 2,
+        rs("s4"): 3,
     }
 
 

@@ -18,6 +18,7 @@ import attune_measures.domain.revisions as revisions
 from attune_measures.domain.revisions import run_batch
 from attune_measures.domain.thresholds import DEFAULT
 from attune_measures.domain.versions import ResponseVersion, Tracked
+from tests.support.ids import rs
 from tests.unit.measures_service.builders import SRS, Book, ors, session, srs, version
 
 
@@ -45,8 +46,8 @@ def test_an_unchanged_member_is_not_rebuilt(monkeypatch) -> None:  # type: ignor
 
     monkeypatch.setattr(revisions, "fingerprint", counting)
     events = book.run([srs("s5", 37, 5)])
-    assert [e.response_id for e in events] == ["s5"]
-    assert built == ["s5"], "only the new member's event is built"
+    assert [e.response_id for e in events] == [rs("s5")]
+    assert built == [rs("s5")], "only the new member's event is built"
 
 
 def test_a_member_loaded_from_the_store_is_recomputed_once_then_remembered(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -58,11 +59,11 @@ def test_a_member_loaded_from_the_store_is_recomputed_once_then_remembered(monke
     monkeypatch.setattr(revisions, "fingerprint", lambda e: built.append(e.response_id) or real(e))
     # The pipeline keeps the whole settled book (and the store remembers it), not only what changed.
     _, settled = run_batch(loaded, [srs("s3", 28, 3)], lambda _: DEFAULT)
-    assert sorted(built) == ["s0", "s1", "s2", "s3"]
+    assert sorted(built) == sorted(rs(f"s{i}") for i in range(4))
     built.clear()
     _, settled = run_batch(settled.book, [srs("s4", 33, 4)], lambda _: DEFAULT)
-    assert built == ["s4"]
-    assert [e.response_id for e in settled.events] == ["s4"]
+    assert built == [rs("s4")]
+    assert [e.response_id for e in settled.events] == [rs("s4")]
 
 
 def test_new_thresholds_recompute_every_member_as_without_the_memo() -> None:
@@ -98,7 +99,7 @@ def test_a_stale_fingerprint_is_republished_as_without_the_memo() -> None:
     cleared = {k: replace(t, computed=None) for k, t in stale.items()}
     _, without = run_batch(cleared, [srs("s3", 28, 3)], lambda _: DEFAULT)
     assert _dump(with_memo.events) == _dump(without.events)
-    assert {e.response_id for e in with_memo.events} == {"s0", "s1", "s2", "s3"}
+    assert {e.response_id for e in with_memo.events} == {rs("s0"), rs("s1"), rs("s2"), rs("s3")}
 
 
 def _response(kind: str, n: int, week: int, value: int, amended: bool, episode: int) -> ResponseVersion:

@@ -11,6 +11,7 @@ from attune_measures.domain.revisions import measure_event_id, run_batch
 from attune_measures.domain.thresholds import DEFAULT, RULE_VERSIONS
 from attune_measures.domain.versions import precedence
 from attune_shared.ids import derived_id
+from tests.support.ids import ep, rs
 from tests.unit.measures_service.builders import SOURCE, Book, ors, revisions, session, srs, version
 
 WAI_4 = [4] * 12
@@ -37,7 +38,7 @@ def test_v_shaped_srs_series_publishes_the_hand_computed_drops() -> None:
     # 28 after [36, 37, 38]: mu 37, deviations -1, 0, 1, ss 2, var 1, sd 1; sd_eff max(1, 2.0) = 2;
     # drop (37 - 28) / 2 = 4.5.
     assert (s4.mu, s4.sd_within, s4.sd_eff, s4.drop) == (approx(37), approx(1), approx(2), approx(4.5))
-    assert s4.earlier_response_ids == ["s0", "s1", "s2"]
+    assert s4.earlier_response_ids == [rs("s0"), rs("s1"), rs("s2")]
     # 33 after [36, 37, 38, 28]: mu 139 / 4 = 34.75; deviations 1.25, 2.25, 3.25, -6.75;
     # ss 1.5625 + 5.0625 + 10.5625 + 45.5625 = 62.75; var 20.916667; sd 4.573474;
     # drop 1.75 / 4.573474 = 0.382641.
@@ -55,21 +56,21 @@ def test_v_shaped_srs_series_publishes_the_hand_computed_drops() -> None:
         approx(4.037326),
         approx(-0.643990),
     )
-    assert s6.earlier_response_ids == ["s0", "s1", "s2", "s3", "s4"]
-    assert all(s.series_key == "ep_1:SRS" for s in series if s)
+    assert s6.earlier_response_ids == [rs(f"s{i}") for i in range(5)]
+    assert all(s.series_key == f"{ep('ep_1')}:SRS" for s in series if s)
 
 
 def test_event_ids_rule_versions_and_superseded_flag() -> None:
     book = Book()
     [first] = book.run([srs("s1", 36, 0)])
-    assert first.event_id == derived_id("measure.scored", SOURCE, "s1", "1")
-    assert first.event_id == measure_event_id(SOURCE, "s1", 1)
+    assert first.event_id == derived_id("measure.scored", SOURCE, rs("s1"), "1")
+    assert first.event_id == measure_event_id(SOURCE, rs("s1"), 1)
     assert first.superseded is False and first.revision == 1
     assert first.rule_versions == {"score.srs": RULE_VERSIONS["score.srs"]}
     assert first.kafka_key == first.client_ref
     [amended] = book.run([srs("s1", 30 + 4, 0, status="amended", occurred=session(1))])
     assert amended.revision == 2 and amended.superseded is True and amended.status == "amended"
-    assert amended.event_id == derived_id("measure.scored", SOURCE, "s1", "2")
+    assert amended.event_id == derived_id("measure.scored", SOURCE, rs("s1"), "2")
     [o] = book.run([ors("o1", 20, 0)])
     assert o.rule_versions == {"score.ors": 1, "reliable-change": 1}
 
@@ -78,14 +79,14 @@ def test_a_late_response_lands_in_order_and_bumps_the_later_points() -> None:
     book = Book()
     on_time = [srs("s0", 36, 0), srs("s1", 37, 1), srs("s3", 28, 3), srs("s4", 33, 4), srs("s5", 37, 5)]
     book.run(on_time)
-    assert revisions(book.published) == {"s0": 1, "s1": 1, "s3": 1, "s4": 1, "s5": 1}
+    assert revisions(book.published) == {rs("s0"): 1, rs("s1"): 1, rs("s3"): 1, rs("s4"): 1, rs("s5"): 1}
     late = book.run([srs("s2", 38, 2)])
     # The late point is new; every point after it moves one place (and its window changes); earlier
     # points keep their content and are not republished.
-    assert revisions(late) == {"s2": 1, "s3": 2, "s4": 2, "s5": 2}
+    assert revisions(late) == {rs("s2"): 1, rs("s3"): 2, rs("s4"): 2, rs("s5"): 2}
     assert [e.superseded for e in late] == [False, True, True, True]
     latest = book.latest()
-    assert [latest[r].series.position for r in ("s0", "s1", "s2", "s3", "s4", "s5")] == [1, 2, 3, 4, 5, 6]  # type: ignore[union-attr]
+    assert [latest[rs(r)].series.position for r in ("s0", "s1", "s2", "s3", "s4", "s5")] == [1, 2, 3, 4, 5, 6]  # type: ignore[union-attr]
     # The final revisions equal what an in-order arrival publishes (the V-shaped series above).
     in_order = Book()
     in_order.run([srs("s0", 36, 0), srs("s1", 37, 1), srs("s2", 38, 2), *on_time[2:]])
@@ -101,8 +102,8 @@ def test_an_amendment_recomputes_only_the_later_contexts_that_depend_on_it() -> 
     events = book.run([srs("s2", 28, 1, status="amended", occurred=session(8))])
     # Position 2 changes itself; position 3 has 2 earlier scores (no statistics), so it says the same;
     # positions 4-7 hold it in their window of 5; position 8's window is positions 3-7.
-    assert revisions(events) == {"s2": 2, "s4": 2, "s5": 2, "s6": 2, "s7": 2}
-    s4 = book.latest()["s4"].series
+    assert revisions(events) == {rs("s2"): 2, rs("s4"): 2, rs("s5"): 2, rs("s6"): 2, rs("s7"): 2}
+    s4 = book.latest()[rs("s4")].series
     # 36 after [36, 28, 38]: mu 34, deviations 2, -6, 4, ss 56, var 28, sd 5.291503; drop -2 / 5.291503.
     assert s4 is not None and (s4.mu, s4.sd_eff, s4.drop) == (approx(34), approx(5.291503), approx(-0.377964))
 
@@ -127,7 +128,7 @@ def test_among_amendments_the_later_occurred_at_wins_in_any_arrival_order() -> N
         book.run([srs("s1", 36, 0)])
         for v in order:
             book.run([v])
-        assert book.latest()["s1"].scores["total"] == 34.0
+        assert book.latest()[rs("s1")].scores["total"] == 34.0
     assert precedence(second, first) == "stale"
 
 
@@ -143,7 +144,7 @@ def test_a_replay_is_a_no_op() -> None:
     # A duplicate inside one batch is a replay too.
     fresh = Book()
     events = fresh.run([batch[0], batch[0]])
-    assert revisions(events) == {"s0": 1}
+    assert revisions(events) == {rs("s0"): 1}
 
 
 def test_a_lost_store_write_replays_the_same_ids_and_content() -> None:
@@ -170,17 +171,17 @@ def test_a_lost_store_write_replays_the_same_ids_and_content() -> None:
 def test_a_late_first_outcome_becomes_intake_and_revises_every_change() -> None:
     book = Book()
     book.run([ors("o2", 20, 2), ors("o3", 26, 3)])
-    o3 = book.latest()["o3"].change
-    assert o3 is not None and o3.intake_response_id == "o2" and o3.change == 6.0
+    o3 = book.latest()[rs("o3")].change
+    assert o3 is not None and o3.intake_response_id == rs("o2") and o3.change == 6.0
     assert o3.reliable_improvement and not o3.reliable_deterioration and o3.threshold == 5.0
     events = book.run([ors("o1", 30, 1)])
-    assert revisions(events) == {"o1": 1, "o2": 2, "o3": 2}
+    assert revisions(events) == {rs("o1"): 1, rs("o2"): 2, rs("o3"): 2}
     latest = book.latest()
-    assert [latest[r].change.change for r in ("o1", "o2", "o3")] == [0.0, -10.0, -4.0]  # type: ignore[union-attr]
-    assert [latest[r].change.reliable_deterioration for r in ("o1", "o2", "o3")] == [False, True, False]  # type: ignore[union-attr]
-    assert all(latest[r].series is None for r in ("o1", "o2", "o3"))
+    assert [latest[rs(r)].change.change for r in ("o1", "o2", "o3")] == [0.0, -10.0, -4.0]  # type: ignore[union-attr]
+    assert [latest[rs(r)].change.reliable_deterioration for r in ("o1", "o2", "o3")] == [False, True, False]  # type: ignore[union-attr]
+    assert all(latest[rs(r)].series is None for r in ("o1", "o2", "o3"))
     # A late point after the intake changes nobody else's change from intake.
-    assert revisions(book.run([ors("o4", 25, 2.5)])) == {"o4": 1}
+    assert revisions(book.run([ors("o4", 25, 2.5)])) == {rs("o4"): 1}
 
 
 def test_clinician_rated_alliance_scores_stay_out_of_the_series() -> None:
@@ -193,10 +194,11 @@ def test_clinician_rated_alliance_scores_stay_out_of_the_series() -> None:
         ]
     )
     latest = book.latest()
-    assert latest["w1c"].series is None
-    assert latest["w2"].series is not None and latest["w2"].series.position == 2
-    assert latest["w2"].series.earlier_response_ids == ["w1"]
-    assert latest["w2"].scores["mean"] == 4.0 and latest["w2"].change is None
+    assert latest[rs("w1c")].series is None
+    w2 = latest[rs("w2")]
+    assert w2.series is not None and w2.series.position == 2
+    assert w2.series.earlier_response_ids == [rs("w1")]
+    assert w2.scores["mean"] == 4.0 and w2.change is None
 
 
 def test_an_amendment_that_moves_episode_revises_both_series() -> None:
@@ -204,10 +206,10 @@ def test_an_amendment_that_moves_episode_revises_both_series() -> None:
     book.run([srs("s1", 36, 0), srs("s2", 37, 1), srs("s3", 38, 2), srs("s4", 36, 3)])
     moved = srs("s2", 37, 1, status="amended", occurred=session(5), episode="ep_2")
     applied, settled = run_batch(book.tracked, [moved], lambda _: DEFAULT)
-    assert applied.touched == {"ep_1:SRS", "ep_2:SRS"}
+    assert applied.touched == {f"{ep('ep_1')}:SRS", f"{ep('ep_2')}:SRS"}
     by_rid = {e.response_id: e for e in settled.events}
-    assert by_rid["s2"].episode_id == "ep_2" and by_rid["s2"].series.position == 1  # type: ignore[union-attr]
-    assert by_rid["s3"].series.position == 2 and by_rid["s4"].series.position == 3  # type: ignore[union-attr]
+    assert by_rid[rs("s2")].episode_id == ep("ep_2") and by_rid[rs("s2")].series.position == 1  # type: ignore[union-attr]
+    assert by_rid[rs("s3")].series.position == 2 and by_rid[rs("s4")].series.position == 3  # type: ignore[union-attr]
 
 
 def test_clinic_thresholds_apply_to_their_clinic_only() -> None:
@@ -216,10 +218,10 @@ def test_clinic_thresholds_apply_to_their_clinic_only() -> None:
     book.run(srs(f"n{i}", t, i) for i, t in enumerate([36, 37, 38, 28]))
     book.run(srs(f"m{i}", t, i, clinic="north-02", episode="ep_9") for i, t in enumerate([36, 37, 38, 28]))
     latest = book.latest()
-    assert latest["n3"].series.drop == approx(4.5)  # type: ignore[union-attr]
-    assert latest["m3"].series.drop == approx(1.8)  # type: ignore[union-attr]  # (37 - 28) / 5
-    assert latest["n0"].scores["alliance_concern"] is False
-    assert latest["m0"].scores["alliance_concern"] is True  # 36 < 38
+    assert latest[rs("n3")].series.drop == approx(4.5)  # type: ignore[union-attr]
+    assert latest[rs("m3")].series.drop == approx(1.8)  # type: ignore[union-attr]  # (37 - 28) / 5
+    assert latest[rs("n0")].scores["alliance_concern"] is False
+    assert latest[rs("m0")].scores["alliance_concern"] is True  # 36 < 38
 
 
 def test_a_stored_response_recomputes_to_the_same_fingerprint() -> None:

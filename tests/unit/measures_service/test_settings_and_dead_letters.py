@@ -15,6 +15,7 @@ from attune_measures.settings import MeasuresSettings
 from attune_shared.events import DeadLetterOrigin, EpisodeOpened
 from attune_shared.ids import derived_id
 from attune_shared.settings import SettingsError, load_settings
+from tests.support.ids import ep, ev
 from tests.unit.measures_service.builders import CLIENT, srs, submitted
 
 
@@ -87,10 +88,10 @@ def test_dead_letter_reasons() -> None:
         event_id=derived_id("x"),
         occurred_at=datetime(2026, 3, 2, tzinfo=UTC),
         source="ehr-north",
-        source_event_id="e1",
+        source_event_id=ev("e1"),
         clinic_id="north-01",
         client_ref=CLIENT,
-        episode_id="ep_1",
+        episode_id=ep("ep_1"),
         opened_on=datetime(2026, 3, 2).date(),
     )
     assert read_record(opened.model_dump_json().encode()) == opened  # a care event, to forward

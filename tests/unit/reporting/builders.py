@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -22,6 +24,8 @@ from attune_shared.events import (
     SessionCancelled,
     SessionMissed,
 )
+from attune_shared.ids import APPOINTMENT_REF_PATTERN, EPISODE_REF_PATTERN, RESPONSE_REF_PATTERN
+from tests.support.ids import ap, ep, ev, rs
 
 NS = uuid.UUID("2b7d4f0e-0c1a-4f43-9f0e-7a1d3c5b9e21")
 
@@ -31,6 +35,26 @@ def ref(name: str) -> str:
     return "cr_" + base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()[:26]
 
 
+def _label(make: Callable[[str], str], pattern: str, value: str) -> str:
+    """The pseudonym of a test label; a value that already is a pseudonym stays as it is."""
+    return value if re.fullmatch(pattern, value) else make(value)
+
+
+def as_episode(label: str) -> str:
+    """The episode id a test calls label ("epA"), or label itself if it already is one."""
+    return _label(ep, EPISODE_REF_PATTERN, label)
+
+
+def as_appointment(label: str) -> str:
+    """The appointment pseudonym a test calls label ("a1")."""
+    return _label(ap, APPOINTMENT_REF_PATTERN, label)
+
+
+def as_response(label: str) -> str:
+    """The response pseudonym a test calls label ("rA1")."""
+    return _label(rs, RESPONSE_REF_PATTERN, label)
+
+
 def at(text: str) -> datetime:
     """A UTC datetime from "YYYY-MM-DD HH:MM"."""
     return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
@@ -38,7 +62,11 @@ def at(text: str) -> datetime:
 
 @dataclass
 class Stream:
-    """Numbers events deterministically; `events` keeps them in the order built."""
+    """Numbers events deterministically; `events` keeps them in the order built.
+
+    Episode, appointment and response ids are given as test labels ("epA", "a1", "rA1") and carried
+    as their pseudonyms (`ep("epA")`, ...); a value that already is a pseudonym is kept as it is.
+    """
 
     source: str = "ehr-test"
     events: list[Any] = field(default_factory=list)
@@ -53,10 +81,10 @@ class Stream:
             "event_id": self._id(clinic, client, episode),
             "occurred_at": when,
             "source": self.source,
-            "source_event_id": f"{self.source}:{self.n:06d}",
+            "source_event_id": ev(f"{self.source}:{self.n:06d}"),
             "clinic_id": clinic,
             "client_ref": ref(client),
-            "episode_id": episode,
+            "episode_id": as_episode(episode),
         }
 
     def _add(self, event: Any) -> Any:
@@ -84,7 +112,7 @@ class Stream:
         begin = at(start)
         return self._add(
             AppointmentScheduled(
-                appointment_id=appt,
+                appointment_id=as_appointment(appt),
                 clinician_id=clinician,
                 scheduled_start=begin,
                 modality=modality,
@@ -97,7 +125,7 @@ class Stream:
     ) -> Any:
         return self._add(
             SessionAttended(
-                appointment_id=appt,
+                appointment_id=as_appointment(appt),
                 clinician_id=clinician,
                 modality=modality,
                 duration_minutes=50,
@@ -118,7 +146,7 @@ class Stream:
     ) -> Any:
         return self._add(
             SessionMissed(
-                appointment_id=appt,
+                appointment_id=as_appointment(appt),
                 clinician_id=clinician,
                 modality=modality,
                 reason=reason,
@@ -131,7 +159,7 @@ class Stream:
     ) -> Any:
         return self._add(
             SessionCancelled(
-                appointment_id=appt,
+                appointment_id=as_appointment(appt),
                 clinician_id=clinician,
                 cancelled_by=by,
                 hours_notice=2.0,
@@ -169,7 +197,7 @@ class Stream:
         ch = None
         if change is not None:
             ch = ChangeFromIntake(
-                intake_response_id=f"{response_id}-intake",
+                intake_response_id=rs(f"{response_id}-intake"),
                 intake_score=10.0,
                 change=-6.0 if change[0] else (6.0 if change[1] else 1.0),
                 reliable_improvement=change[0],
@@ -179,13 +207,13 @@ class Stream:
         common = self._common(clinic, client, episode, session_at + timedelta(hours=1, minutes=revision))
         return self._add(
             MeasureScored(
-                response_id=response_id,
+                response_id=as_response(response_id),
                 revision=revision,
                 status="completed" if revision == 1 else "amended",
                 instrument=instrument,
                 respondent=respondent,
                 clinician_id=clinician,
-                appointment_id=appt,
+                appointment_id=as_appointment(appt) if appt is not None else None,
                 session_at=session_at,
                 scores=scores,
                 change=ch,
@@ -220,7 +248,7 @@ class Stream:
             clinic_id=clinic,
             clinician_id=clinician,
             client_ref=ref(client),
-            episode_id=episode,
+            episode_id=as_episode(episode),
             rule_id=rule,
             rule_version=1,
             severity=severity,

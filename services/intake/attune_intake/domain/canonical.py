@@ -1,4 +1,9 @@
-"""Turn one valid EHR envelope into PHI-free canonical events, updating the client's state. Pure."""
+"""Turn one valid EHR envelope into PHI-free canonical events, updating the client's state. Pure.
+
+Every identifier the EHR made leaves here as a keyed pseudonym (contract section 6): the event id
+(`source_event_id`), appointment and response ids, and the ids derived from them (episode ids and
+output event ids are derived from the event's pseudonym, never from the EHR's id itself).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from attune_shared.events import (
     SessionCancelled,
     SessionMissed,
 )
-from attune_shared.ids import derived_id
+from attune_shared.ids import derived_id, pseudonym
 
 # Payload fields that are PHI or free text: never copied into a canonical event.
 _DROPPED = frozenset({"mrn", "birth_year", "referral_source"})
@@ -35,6 +40,21 @@ _CARE_TYPES: dict[str, type[InternalEvent]] = {
     "episode.closed": EpisodeClosed,
     "questionnaire.completed": ResponseSubmitted,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Pseudonymiser:
+    """Keyed, stable pseudonyms of one envelope's EHR identifiers (scoped by its clinic and source)."""
+
+    key: bytes
+
+    def of(self, env: EhrEnvelope, kind: str, value: str) -> str:
+        """The pseudonym of one identifier of this envelope's EHR and clinic."""
+        return pseudonym(self.key, kind, clinic_id=env.clinic_id, source=env.source, value=value)
+
+    def event(self, env: EhrEnvelope) -> str:
+        """The pseudonym of the envelope's event_id."""
+        return self.of(env, "event", env.event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +76,12 @@ def event_day(env: EhrEnvelope) -> date:
     return env.occurred_at.date()
 
 
-def canonicalise(env: EhrEnvelope, state: ClientState) -> Canonical:
+def canonicalise(env: EhrEnvelope, state: ClientState, ids: Pseudonymiser) -> Canonical:
     """The canonical events for env (an EpisodeOpened first when env opens an episode)."""
     p: Any = env.payload
     clinician = getattr(p, "clinician_id", None)
-    new_episode_id = "ep_" + derived_id("episode", env.source, env.event_id).replace("-", "")[:24]
+    event_ref = ids.event(env)
+    new_episode_id = ids.of(env, "episode", env.event_id)
     placement = place(
         state,
         event_type=env.event_type,
@@ -72,7 +93,7 @@ def canonicalise(env: EhrEnvelope, state: ClientState) -> Canonical:
     common: dict[str, Any] = {
         "occurred_at": env.occurred_at,
         "source": env.source,
-        "source_event_id": env.event_id,
+        "source_event_id": event_ref,
         "clinic_id": env.clinic_id,
         "client_ref": state.client_ref,
         "episode_id": episode.episode_id,
@@ -81,7 +102,7 @@ def canonicalise(env: EhrEnvelope, state: ClientState) -> Canonical:
     if placement.opened:
         out.append(
             EpisodeOpened(
-                event_id=derived_id("intake", "episode.opened", env.source, env.event_id),
+                event_id=derived_id("intake", "episode.opened", env.source, event_ref),
                 opened_on=episode.opened_on,
                 clinician_id=clinician,
                 **common,
@@ -89,13 +110,17 @@ def canonicalise(env: EhrEnvelope, state: ClientState) -> Canonical:
         )
 
     fields = {k: v for k, v in p.model_dump().items() if k not in _DROPPED}
-    if env.event_type == "questionnaire.completed" and p.appointment_id in state.appointments:
-        fields["appointment_start"] = state.appointments[p.appointment_id]
+    for kind in ("appointment", "response"):
+        if fields.get(f"{kind}_id") is not None:
+            fields[f"{kind}_id"] = ids.of(env, kind, fields[f"{kind}_id"])
+    appointment_ref = fields.get("appointment_id")
+    if env.event_type == "questionnaire.completed" and appointment_ref in state.appointments:
+        fields["appointment_start"] = state.appointments[appointment_ref]
     model = _CARE_TYPES[env.event_type]
-    out.append(model(event_id=derived_id("intake", env.source, env.event_id), **common, **fields))
+    out.append(model(event_id=derived_id("intake", env.source, event_ref), **common, **fields))
 
-    if env.event_type == "appointment.scheduled":
-        state = replace(state, appointments={**state.appointments, p.appointment_id: p.scheduled_start})
+    if env.event_type == "appointment.scheduled" and appointment_ref is not None:
+        state = replace(state, appointments={**state.appointments, appointment_ref: p.scheduled_start})
     elif env.event_type == "episode.closed":
         state = close(state, episode, closed_on=p.closed_on, reason=p.reason)
     if (clinician and env.event_type in ("clinician.assigned", "client.referred")) or (

@@ -27,10 +27,15 @@ class Episode:
 
 @dataclass(frozen=True, slots=True)
 class ClientState:
-    """Everything intake keeps about one client: episodes (oldest first) and known appointments."""
+    """Everything intake keeps about one client: episodes (oldest first) and known appointments.
+
+    `mrn` is PHI and stays in intake: it is what the one re-identification door answers with.
+    Appointments are keyed by their pseudonyms.
+    """
 
     client_ref: str
     clinic_id: str
+    mrn: str | None = None
     episodes: tuple[Episode, ...] = ()
     appointments: dict[str, datetime] = field(default_factory=dict)
     version: int = 0
