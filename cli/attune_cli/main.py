@@ -28,6 +28,8 @@ dlq_app = typer.Typer(
 app.add_typer(dlq_app, name="dlq")
 reporting_app = typer.Typer(help="Reporting's read models.", no_args_is_help=True)
 app.add_typer(reporting_app, name="reporting")
+audit_app = typer.Typer(help="The audit of the re-identification door (admin).", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 app.command("simulate")(simulate)
 console = Console()
 
@@ -163,6 +165,31 @@ def dlq_replay(
     console.print(f"would re-drive: {post(True)['would_replay']}")
     if not dry_run:
         console.print(f"re-driven: {post(False)['replayed']}")
+
+
+@audit_app.command("list")
+def audit_list(
+    client_ref: Annotated[str | None, typer.Option(help="only lookups of this client_ref")] = None,
+    who: Annotated[str | None, typer.Option(help="only lookups by this token name")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many")] = 100,
+) -> None:
+    """Who asked intake who a client is, when and why (newest first); needs an admin token."""
+    data = _admin_get("/v1/admin/reidentifications", client_ref=client_ref, who=who, limit=limit)
+    table = Table(
+        "at", "who", "role", "client_ref", "clinic", "outcome", "reason", title="Re-identifications"
+    )
+    for row in data["items"]:
+        table.add_row(
+            row["at"][:19],
+            row["who"],
+            row["role"],
+            row["client_ref"],
+            row.get("clinic_id") or "-",
+            row["outcome"],
+            row["reason"],
+        )
+    console.print(table)
+    console.print(f"{len(data['items'])} row(s)")
 
 
 @reporting_app.command("rebuild")

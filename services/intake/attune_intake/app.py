@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
-from attune_intake import admin
+from attune_intake import admin, clients
 from attune_intake.adapters.store import IntakeStore
 from attune_intake.handlers import GROUP, register_consumer, router
 from attune_intake.pipeline import IntakePipeline
@@ -41,7 +41,7 @@ def create_app(
         service,
         title="Attune intake",
         description="The one door into Attune: validates, de-duplicates and pseudonymises EHR events.",
-        routers=[router, admin.router],
+        routers=[router, admin.router, clients.router],
         on_start=on_start,
         store=store,
     )

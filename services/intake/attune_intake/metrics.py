@@ -18,3 +18,8 @@ LATENCY = Histogram(
     "From the record's broker timestamp to its effects being durable.",
     buckets=LATENCY_BUCKETS,
 )
+REIDENTIFICATIONS = Counter(
+    "attune_intake_reidentifications_total",
+    "Calls of the re-identification door, by outcome (ok, not_found).",
+    ["outcome"],
+)

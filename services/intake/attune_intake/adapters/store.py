@@ -1,7 +1,8 @@
 """intake's own MongoDB data: receipts (de-duplication), clients and episodes, dead letters.
 
-This database is the only place outside the DLQ topic where PHI may sit; intake stores no MRN here
-at all (the pseudonym is enough), and raw dead letters are kept for the admin role alone.
+This database is the only place outside the DLQ topic where PHI may sit: each client's MRN (for the
+one audited re-identification door, `GET /v1/clients/{client_ref}`), the audit of those calls, and
+raw dead letters, kept for the admin role alone.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def _client_doc(state: ClientState) -> dict[str, Any]:
     return {
         "_id": state.client_ref,
         "clinic_id": state.clinic_id,
+        "mrn": state.mrn,
         "version": state.version + 1,
         "episodes": [
             {
@@ -69,6 +71,7 @@ def _client_state(doc: dict[str, Any]) -> ClientState:
     return ClientState(
         client_ref=doc["_id"],
         clinic_id=doc["clinic_id"],
+        mrn=doc.get("mrn"),
         episodes=episodes,
         appointments=appointments,
         version=doc.get("version", 0),
@@ -83,6 +86,7 @@ class IntakeStore:
         self.receipts = db["receipts"]
         self.clients = db["clients"]
         self.dead_letters = db["dead_letters"]
+        self.reidentifications = db["reidentifications"]
         # Client states as last read or written here. Each client's events are on one partition,
         # so while this process keeps its partitions nobody else writes those clients; the cache is
         # dropped at every rebalance (forget), and every write still checks the stored version.
@@ -103,6 +107,7 @@ class IntakeStore:
         """Indexes for listing dead letters by time and code."""
         await self.dead_letters.create_index([("received_at", DESCENDING)], name="by_time")
         await self.dead_letters.create_index([("error.code", 1), ("received_at", DESCENDING)], name="by_code")
+        await self.reidentifications.create_index([("at", DESCENDING)], name="by_time")
 
     async def seen(self, *, keys: Iterable[str]) -> set[str]:
         """Which receipt keys are already recorded."""
@@ -181,3 +186,20 @@ class IntakeStore:
         await self.dead_letters.update_many(
             {"_id": {"$in": list(dlq_ids)}}, {"$set": {"replayed_at": datetime.now(UTC)}}
         )
+
+    async def client(self, *, client_ref: str) -> ClientState | None:
+        """One client's stored state, read from the store (never from this process's memory)."""
+        doc = await self.clients.find_one({"_id": client_ref})
+        return None if doc is None else _client_state(doc)
+
+    async def audit_reidentification(self, *, entry: dict[str, Any]) -> None:
+        """Record one call of the re-identification door (before any MRN is returned)."""
+        await self.reidentifications.insert_one(entry)
+
+    async def list_reidentifications(
+        self, *, client_ref: str | None = None, who: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Audit rows of the re-identification door, newest first."""
+        query = {k: v for k, v in {"client_ref": client_ref, "who": who}.items() if v is not None}
+        cursor = self.reidentifications.find(query).sort("at", DESCENDING).limit(limit)
+        return [d async for d in cursor]
