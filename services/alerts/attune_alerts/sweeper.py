@@ -125,13 +125,25 @@ class Sweeper:
             claim_id = f"{a.alert_id}:{level}"
             if not await self._claim(claim_id, a.alert_id, level, now):
                 continue
-            record = await self.ledger.apply(a.alert_id, cause=f"escalation:{level}", change=_escalate(level))
-            outcome = "escalated" if record is not None else "no_longer_due"
-            await self.store.finish_claim(collection=CLAIMS, claim_id=claim_id, outcome=outcome)
-            if record is not None:
+            # A claim taken is finished even when the service stops meanwhile: cancelled between
+            # the escalation and finish_claim, it would be left half done until another replica
+            # took it over (takeover_after), and its escalation would look unfinished.
+            step = asyncio.ensure_future(self._escalate_claimed(a.alert_id, level, claim_id))
+            try:
+                escalated = await asyncio.shield(step)
+            except asyncio.CancelledError:
+                await step
+                raise
+            if escalated:
                 done += 1
                 log.info("alert_escalated", alert_id=a.alert_id, level=level, severity=a.severity)
         return done
+
+    async def _escalate_claimed(self, alert_id: str, level: int, claim_id: str) -> bool:
+        record = await self.ledger.apply(alert_id, cause=f"escalation:{level}", change=_escalate(level))
+        outcome = "escalated" if record is not None else "no_longer_due"
+        await self.store.finish_claim(collection=CLAIMS, claim_id=claim_id, outcome=outcome)
+        return record is not None
 
     async def _claim(self, claim_id: str, alert_id: str, level: int, now: datetime) -> bool:
         fields: dict[str, Any] = {"alert_id": alert_id, "level": level, "replica": self.replica_id}
