@@ -292,6 +292,10 @@ def _complete(doc: dict[str, Any], policy: Policy) -> dict[str, Any]:
                 responses.setdefault(
                     "413", {"description": "the body is over this endpoint's limit", "content": _PROBLEM}
                 )
+            if "requestBody" in op:
+                responses.setdefault(
+                    "400", {"description": "the body is not JSON (or not UTF-8)", "content": _PROBLEM}
+                )
             for media in op.get("requestBody", {}).get("content", {}).values():
                 schemas.update(media.get("schema", {}).pop("$defs", {}))
     return doc

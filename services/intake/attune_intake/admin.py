@@ -27,11 +27,21 @@ class ReplayRequest(BaseModel):
     """Which dead letters to re-submit: by id, or every unreplayed one with a code; one of the two is
     required (re-driving every dead letter at once is never what an operator meant)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["dlq_ids"], "properties": {"dlq_ids": {"minItems": 1}}},
+                {"required": ["code"], "properties": {"code": {"type": "string"}}},
+            ]
+        },
+    )
     dlq_ids: list[DlqId] = Field(default_factory=list, max_length=1000)
     code: DeadLetterCode | None = None
     limit: int = Field(default=1000, ge=1, le=10_000)
-    dry_run: bool = Field(default=False, description="count what would be re-driven, re-drive nothing")
+    dry_run: bool = Field(
+        default=False, strict=True, description="count what would be re-driven, re-drive nothing"
+    )
 
     @model_validator(mode="after")
     def _a_filter(self) -> Self:
