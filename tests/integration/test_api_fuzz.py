@@ -31,7 +31,7 @@ from attune_shared.topics import Topics
 from tests.support.kafka_io import produce
 from tests.support.procs import ServiceProcess, start_stack, stop_stack
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 50
 OPERATIONS = r"^/(healthz|readyz|metrics)$"
 
 # (service, role's dev token, the paths that role may use)
