@@ -15,10 +15,13 @@ uv-installed:
 	@command -v uv >/dev/null 2>&1 || { echo "[setup] installing uv $(UV_VERSION) from PyPI"; \
 	  python3 -m pip install --quiet "uv==$(UV_VERSION)"; }
 
-setup: uv-installed ## Python environment, Kafka jars and the FerretDB build (idempotent, cached)
+setup: uv-installed ## Python environment, Kafka jars, the FerretDB build, chromium and the console's npm assets (idempotent, cached)
 	@uv sync --frozen --quiet
 	@deploy/infra.sh setup
 	@deploy/install-prometheus.sh
+	@services/console/install-chromium.sh
+	@[ services/console/node_modules/.package-lock.json -nt services/console/package-lock.json ] || \
+	  npm ci --prefix services/console --no-audit --no-fund --silent
 
 up: setup ## start Kafka and FerretDB locally (nothing local when pointed elsewhere)
 	@deploy/infra.sh up

@@ -15,7 +15,13 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "measures", "alerts", "reporting")
-DEFAULT_PORTS = {"intake": 8081, "measures": 8082, "alerts": 8083, "reporting": 8084}
+DEFAULT_PORTS = {"intake": 8081, "measures": 8082, "alerts": 8083, "reporting": 8084, "console": 8085}
+# The console calls the APIs over HTTP; started only when asked for (services=(*SERVICES, "console")).
+CONSOLE_APIS = {
+    "alerts": "ATTUNE_CONSOLE_ALERTS_URL",
+    "reporting": "ATTUNE_CONSOLE_REPORTING_URL",
+    "intake": "ATTUNE_CONSOLE_INTAKE_URL",
+}
 
 
 def free_port() -> int:
@@ -121,11 +127,19 @@ def start_stack(
     services: tuple[str, ...] = SERVICES,
 ) -> dict[str, ServiceProcess]:
     """Start the services and wait until each is ready."""
-    procs = {}
+    procs: dict[str, ServiceProcess] = {}
     for name in services:
         port = (ports or {}).get(name) or free_port()
         log_path = None if log_dir is None else log_dir / f"{name}.log"
-        procs[name] = ServiceProcess(name, env, log_path, port=port).start(inherit_output=inherit_output)
+        service_env = env
+        if name == "console":
+            service_env = {
+                **env,
+                **{var: procs[api].url for api, var in CONSOLE_APIS.items() if api in procs},
+            }
+        procs[name] = ServiceProcess(name, service_env, log_path, port=port).start(
+            inherit_output=inherit_output
+        )
     try:
         for proc in procs.values():
             proc.wait_ready()

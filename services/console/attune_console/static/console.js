@@ -1,0 +1,106 @@
+// Attune console: dates in the viewer's time zone, SLA countdowns, the inbox's live updates and the
+// dashboard's trend chart. Served by the console itself; no inline script (strict CSP).
+(function () {
+  "use strict";
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  var fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+  function localize(root) {
+    root.querySelectorAll("time[data-local]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (!isNaN(d)) { el.textContent = fmt.format(d); el.title = el.getAttribute("datetime"); }
+    });
+    root.querySelectorAll("time[data-countdown]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) { return; }
+      var mins = Math.round((d.getTime() - Date.now()) / 60000);
+      var abs = Math.abs(mins), h = Math.floor(abs / 60), m = abs % 60;
+      var span = h >= 48 ? Math.round(h / 24) + " days" : (h ? h + " h " : "") + m + " min";
+      el.textContent = mins >= 0 ? "due in " + span : "overdue by " + span;
+      el.classList.toggle("overdue", mins < 0);
+      el.title = fmt.format(d);
+    });
+    root.querySelectorAll("[data-tz]").forEach(function (el) { el.textContent = zone; });
+  }
+
+  function live() {
+    var status = document.getElementById("live-status");
+    if (!status) { return; }
+    var url = status.getAttribute("data-live-url");
+    var every = Math.max(1, Number(status.getAttribute("data-poll-s")) || 10) * 1000;
+    function poll() {
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
+        .then(function (r) {
+          if (r.status === 401) { window.location.assign("/sign-in?expired=1"); return null; }
+          return r.ok ? r.json() : null;
+        })
+        .then(function (data) {
+          if (!data) { return; }
+          if (data.signature !== status.getAttribute("data-signature")) {
+            var region = document.getElementById("alerts-region");
+            var counts = document.getElementById("counts-region");
+            var focused = document.activeElement && region.contains(document.activeElement);
+            region.innerHTML = data.alerts;
+            counts.innerHTML = data.counts;
+            localize(region);
+            status.setAttribute("data-signature", data.signature);
+            status.textContent = "Updated " + fmt.format(new Date()) + ": " + data.open + " open alert" + (data.open === 1 ? "" : "s") + ".";
+            if (focused) { region.focus(); }
+          }
+        })
+        .catch(function () { status.textContent = "Live updates paused: the console did not answer. Retrying."; })
+        .finally(function () { window.setTimeout(poll, every); });
+    }
+    window.setTimeout(poll, every);
+  }
+
+  function trend() {
+    var table = document.getElementById("trend-table");
+    var canvas = document.getElementById("trend-chart");
+    var select = document.getElementById("trend-metric");
+    if (!table || !canvas || !select) { return; }
+    var note = document.getElementById("trend-suppressed");
+    if (typeof window.Chart === "undefined") {
+      canvas.parentNode.hidden = true;
+      note.textContent = "The chart library is not installed (run make setup); the figures are in the table.";
+      return;
+    }
+    var heads = Array.prototype.map.call(table.tHead.rows[0].cells, function (c) { return c.getAttribute("data-series"); });
+    var months = [], series = {};
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+      months.push(row.cells[0].getAttribute("data-month"));
+      for (var i = 1; i < row.cells.length; i++) {
+        var cell = row.cells[i], key = heads[i];
+        series[key] = series[key] || { values: [], suppressed: [] };
+        var v = cell.getAttribute("data-value");
+        series[key].values.push(v === "" ? null : Number(v));
+        series[key].suppressed.push(cell.getAttribute("data-suppressed") === "true");
+      }
+    });
+    var chart = new window.Chart(canvas, {
+      type: "line",
+      data: { labels: months, datasets: [{ label: "", data: [], borderColor: "#0b5cad", backgroundColor: "#0b5cad", spanGaps: false, pointRadius: 4 }] },
+      options: { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } }
+    });
+    function show() {
+      var key = select.value, s = series[key] || { values: [], suppressed: [] };
+      var label = select.options[select.selectedIndex].text;
+      chart.data.datasets[0].label = label;
+      chart.data.datasets[0].data = s.values;
+      chart.update();
+      var gone = months.filter(function (_, i) { return s.suppressed[i]; });
+      note.textContent = gone.length ? label + ": suppressed (fewer clients than the minimum) in " + gone.join(", ") + "; those months are left out of the line, not drawn as zero." : "";
+    }
+    select.addEventListener("change", show);
+    show();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localize(document);
+    live();
+    trend();
+    window.setInterval(function () {
+      document.querySelectorAll("time[data-countdown]").forEach(function (el) { localize(el.parentNode); });
+    }, 60000);
+  });
+})();
