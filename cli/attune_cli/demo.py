@@ -28,7 +28,15 @@ from attune_cli.pipeline_state import drained_lags
 from attune_cli.simulator.generate import generate
 from attune_cli.simulator.model import Scenario, SimConfig, write_truth
 from attune_cli.simulator.publish import publish
-from attune_cli.stack import DEFAULT_PORTS, ROOT, ServiceProcess, free_port, start_stack, stop_stack
+from attune_cli.stack import (
+    DEFAULT_PORTS,
+    ROOT,
+    SERVICES,
+    ServiceProcess,
+    free_port,
+    start_stack,
+    stop_stack,
+)
 from attune_shared.kafka_admin import ensure_topics
 from attune_shared.settings import ServiceSettings
 from attune_shared.topics import Topics
@@ -212,8 +220,13 @@ def run_demo(
     t0 = time.monotonic()
     created = asyncio.run(ensure_topics(settings))
     console.print(f"topics ready ({len(created)} created)")
-    with console.status("starting intake, measures, alerts and reporting ..."):
-        procs = start_stack(env, run_dir / "logs", ports={n: _port(n) for n in DEFAULT_PORTS})
+    with console.status("starting intake, measures, alerts, reporting and the console ..."):
+        procs = start_stack(
+            env,
+            run_dir / "logs",
+            ports={n: _port(n) for n in DEFAULT_PORTS},
+            services=(*SERVICES, "console"),
+        )
     outcome.timings["services_start_s"] = round(time.monotonic() - t0, 1)
     try:
         scenario = generate(SimConfig(clinics=clinics, clients=clients, weeks=weeks, seed=seed))
@@ -342,8 +355,13 @@ use [b]attune demo --keep-running[/] or [b]make run[/] to explore):
   a clinic by clinician        curl -H 'Authorization: Bearer dev-lead-north' '{rp}/v1/reports/clinics/north-01?by=clinician'
   dead letters (admin)         curl -H 'Authorization: Bearer dev-admin' {i}/v1/admin/dead-letters
   metrics                      {i}/metrics  {procs["measures"].url}/metrics  {al}/metrics  {rp}/metrics
-  OpenAPI                      {i}/openapi.json  {al}/openapi.json  {rp}/openapi.json   (browsable at /docs)
+  OpenAPI                      {i}/openapi.json  {al}/openapi.json  {rp}/openapi.json
   AsyncAPI                     docs/asyncapi/*.json
   timings                      {o.timings}""")
     verdict = "[green]matches the ground truth[/]" if o.ok else "[red]DOES NOT match the ground truth[/]"
     console.print(f"[bold]Demo result:[/] {verdict}")
+    console.print(
+        f"[bold]Console[/] (the leads' inbox and the operations dashboard): {procs['console'].url}  "
+        "sign in with dev-lead-north (a lead), dev-ops (operations) or dev-admin "
+        "(up while the services run: attune demo --keep-running)"
+    )

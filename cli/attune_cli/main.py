@@ -42,17 +42,23 @@ def run(
     services: Annotated[list[str] | None, typer.Option("--service", "-s", help="only these services")] = None,
 ) -> None:
     """Run the services as separate processes in the foreground, logs on this terminal; Ctrl-C stops all."""
-    names = tuple(services or SERVICES)
-    unknown = set(names) - set(SERVICES)
+    everything = (*SERVICES, "console")
+    names = tuple(services or everything)
+    unknown = set(names) - set(everything)
     if unknown:
         raise typer.BadParameter(f"unknown service(s): {', '.join(sorted(unknown))}")
     os.environ.setdefault("ATTUNE_LOG_FORMAT", "console")
     console.print(f"[bold]attune run[/]: starting {', '.join(names)} …")
     procs = start_stack({}, None, ports=DEFAULT_PORTS, inherit_output=True, services=names)
-    table = Table("service", "URL", "health", "metrics", "API docs", title="Attune is running (Ctrl-C stops)")
+    table = Table("service", "URL", "health", "metrics", "OpenAPI", title="Attune is running (Ctrl-C stops)")
     for name, p in procs.items():
-        table.add_row(name, p.url, f"{p.url}/readyz", f"{p.url}/metrics", f"{p.url}/docs")
+        api = "-" if name in ("measures", "console") else f"{p.url}/openapi.json"
+        table.add_row(name, p.url, f"{p.url}/readyz", f"{p.url}/metrics", api)
     console.print(table)
+    if "console" in procs:
+        console.print(
+            f"[bold]Console[/]: {procs['console'].url} (sign in with dev-lead-north, dev-ops or dev-admin)"
+        )
     stop = {"now": False}
 
     def _stop(*_: Any) -> None:
