@@ -3,9 +3,8 @@ would publish them (alliance series statistics computed here, per clinical-rules
 
 from __future__ import annotations
 
-import re
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,37 +20,14 @@ from attune_shared.events import (
     SessionMissed,
 )
 from attune_shared.ids import (
-    APPOINTMENT_REF_PATTERN,
-    EPISODE_REF_PATTERN,
-    RESPONSE_REF_PATTERN,
     client_ref,
     derived_id,
 )
-from tests.support.ids import ap, ep, ev, rs
+from tests.support.ids import as_appointment, as_episode, as_response, ev, rs
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SD_FLOOR = {"WAI-SR": 0.30, "SRS": 2.0}
 RULE_VERSIONS = {"score.wai-sr": 1, "score.srs": 1, "score.phq-9": 1, "score.ors": 1, "score.psq": 1}
-
-
-def _label(make: Callable[[str], str], pattern: str, value: str) -> str:
-    """The pseudonym a test calls `value`; a value that already is a pseudonym stays as it is."""
-    return value if re.fullmatch(pattern, value) else make(value)
-
-
-def as_episode(label: str) -> str:
-    """The episode id of a test label ("ep_1"), or the label itself if it already is one."""
-    return _label(ep, EPISODE_REF_PATTERN, label)
-
-
-def as_response(label: str) -> str:
-    """The response pseudonym of a test label ("w1"), or the label itself if it already is one."""
-    return _label(rs, RESPONSE_REF_PATTERN, label)
-
-
-def as_appointment(label: str) -> str:
-    """The appointment pseudonym of a test label ("a1"), or the label itself if it already is one."""
-    return _label(ap, APPOINTMENT_REF_PATTERN, label)
 
 
 def week(n: float) -> datetime:

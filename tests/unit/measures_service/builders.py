@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,13 +11,10 @@ from attune_measures.domain.thresholds import DEFAULT, ScoringThresholds
 from attune_measures.domain.versions import ResponseVersion, Tracked
 from attune_shared.events import MeasureScored, ResponseSubmitted
 from attune_shared.ids import (
-    EPISODE_REF_PATTERN,
-    EVENT_REF_PATTERN,
-    RESPONSE_REF_PATTERN,
     client_ref,
     derived_id,
 )
-from tests.support.ids import ap, ep, ev, rs
+from tests.support.ids import ap, as_episode, as_event, as_response
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 SOURCE = "ehr-north"
@@ -37,26 +33,6 @@ SRS = {
     39: [9, 10, 10, 10],
     40: [10, 10, 10, 10],
 }
-
-
-def _label(make: Callable[[str], str], pattern: str, value: str) -> str:
-    """The pseudonym a test calls `value`; a value that already is a pseudonym stays as it is."""
-    return value if re.fullmatch(pattern, value) else make(value)
-
-
-def as_response(label: str) -> str:
-    """The response pseudonym of a test label ("s1"), or the label itself if it already is one."""
-    return _label(rs, RESPONSE_REF_PATTERN, label)
-
-
-def as_episode(label: str) -> str:
-    """The episode id of a test label ("ep_1"), or the label itself if it already is one."""
-    return _label(ep, EPISODE_REF_PATTERN, label)
-
-
-def as_event(label: str) -> str:
-    """The event pseudonym of a test label, or the label itself if it already is one."""
-    return _label(ev, EVENT_REF_PATTERN, label)
 
 
 def session(day: float) -> datetime:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -24,8 +22,7 @@ from attune_shared.events import (
     SessionCancelled,
     SessionMissed,
 )
-from attune_shared.ids import APPOINTMENT_REF_PATTERN, EPISODE_REF_PATTERN, RESPONSE_REF_PATTERN
-from tests.support.ids import ap, ep, ev, rs
+from tests.support.ids import as_appointment, as_episode, as_response, ev, rs
 
 NS = uuid.UUID("2b7d4f0e-0c1a-4f43-9f0e-7a1d3c5b9e21")
 
@@ -33,26 +30,6 @@ NS = uuid.UUID("2b7d4f0e-0c1a-4f43-9f0e-7a1d3c5b9e21")
 def ref(name: str) -> str:
     """A valid client_ref for a test client name."""
     return "cr_" + base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()[:26]
-
-
-def _label(make: Callable[[str], str], pattern: str, value: str) -> str:
-    """The pseudonym of a test label; a value that already is a pseudonym stays as it is."""
-    return value if re.fullmatch(pattern, value) else make(value)
-
-
-def as_episode(label: str) -> str:
-    """The episode id a test calls label ("epA"), or label itself if it already is one."""
-    return _label(ep, EPISODE_REF_PATTERN, label)
-
-
-def as_appointment(label: str) -> str:
-    """The appointment pseudonym a test calls label ("a1")."""
-    return _label(ap, APPOINTMENT_REF_PATTERN, label)
-
-
-def as_response(label: str) -> str:
-    """The response pseudonym a test calls label ("rA1")."""
-    return _label(rs, RESPONSE_REF_PATTERN, label)
 
 
 def at(text: str) -> datetime:
