@@ -35,9 +35,35 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"referrer-policy", b"no-referrer"),
 )
-_DROPPED = frozenset(name for name, _ in SECURITY_HEADERS) | {b"server"}
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def secure_send(send: Send, headers: Sequence[tuple[bytes, bytes]] = SECURITY_HEADERS) -> Send:
+    """`send` with these headers on the answer (replacing any of the same name) and no `server` header."""
+    dropped = frozenset(name for name, _ in headers) | {b"server"}
+
+    async def send_secure(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in dropped]
+            message = {**message, "headers": [*kept, *headers]}
+        await send(message)
+
+    return send_secure
+
+
+class SecurityHeaders:
+    """Pure-ASGI middleware: the security headers on every answer, no `server` header (for an app
+    without the HttpGuard, such as the console, with headers of its own)."""
+
+    def __init__(self, app: ASGIApp, *, headers: Sequence[tuple[bytes, bytes]] = SECURITY_HEADERS) -> None:
+        self.app = app
+        self.headers = tuple(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            send = secure_send(send, self.headers)
+        await self.app(scope, receive, send)
 
 
 class SafeJSONResponse(JSONResponse):
@@ -66,6 +92,11 @@ def no_surrogates(text: str) -> str:
     return text
 
 
+def under(prefix: str, path: str) -> bool:
+    """True when `path` is `prefix` or below it (`/v1/alerts` covers `/v1/alerts/x`, not `/v1/alertsx`)."""
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
 @dataclass(frozen=True)
 class AccessRule:
     """Who may call the paths under `prefix`; an empty `roles` means any valid token."""
@@ -76,7 +107,7 @@ class AccessRule:
 
     def covers(self, path: str) -> bool:
         """True when `path` is the prefix or below it."""
-        return path == self.prefix or path.startswith(self.prefix.rstrip("/") + "/")
+        return under(self.prefix, path)
 
 
 @dataclass(frozen=True)
@@ -88,7 +119,7 @@ class BodyRule:
 
     def covers(self, path: str) -> bool:
         """True when `path` is the prefix or below it."""
-        return path == self.prefix or path.startswith(self.prefix.rstrip("/") + "/")
+        return under(self.prefix, path)
 
 
 @dataclass
@@ -105,7 +136,7 @@ class Policy:
         found = [r for r in self.access if r.covers(path)]
         if found:
             return max(found, key=lambda r: len(r.prefix))
-        if path == self.protected_root or path.startswith(self.protected_root + "/"):
+        if under(self.protected_root, path):
             return AccessRule(self.protected_root, frozenset())
         return None
 
@@ -162,12 +193,7 @@ class HttpGuard:
             await self.app(scope, receive, send)
             return
 
-        async def send_secure(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _DROPPED]
-                message = {**message, "headers": [*headers, *SECURITY_HEADERS]}
-            await send(message)
-
+        send_secure = secure_send(send)
         path: str = scope["path"]
         rule = self.policy.access_for(path)
         if rule is not None:
@@ -182,7 +208,7 @@ class HttpGuard:
                 return
             scope.setdefault("state", {})["principal"] = principal
 
-        if scope["method"] in _BODY_METHODS:
+        if scope["method"] in BODY_METHODS:
             limit = self.policy.max_body_for(path)
             try:
                 receive = await self._buffered(scope, receive, limit)

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attune_shared.auth import RoleCheck, TokenStore
 from attune_shared.http import (
+    BODY_METHODS,
     AccessRule,
     BodyLimit,
     BodyRule,
@@ -288,7 +289,7 @@ def _complete(doc: dict[str, Any], policy: Policy) -> dict[str, Any]:
             if policy.access_for(path) is not None:
                 for code, text in _GUARD_RESPONSES.items():
                     responses.setdefault(code, {"description": text, "content": _PROBLEM})
-            if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+            if method.upper() in BODY_METHODS:
                 responses.setdefault(
                     "413", {"description": "the body is over this endpoint's limit", "content": _PROBLEM}
                 )

@@ -121,24 +121,16 @@ def api_answers(
             for item in page["json"]["items"]:
                 one = httpx.get(f"{alerts}/v1/alerts/{item['alert_id']}", headers=auth)
                 yield f"api alert detail ({token})", one.text
-        months = {"from": first, "to": last}
-        for by in ("clinic", "modality", "month"):
-            for fmt in ("json", "csv"):
-                r = httpx.get(
-                    f"{reporting}/v1/reports/network",
-                    params={**months, "by": by, "format": fmt},
-                    headers=auth,
-                )
-                yield f"api network report ({token})", r.text
-        for clinic in clinics:
-            for by in ("month", "clinician", "modality"):
+        reports = [("network", "/v1/reports/network", ("clinic", "modality", "month"))]
+        reports += [
+            ("clinic", f"/v1/reports/clinics/{c}", ("month", "clinician", "modality")) for c in clinics
+        ]
+        for kind, path, bys in reports:
+            for by in bys:
                 for fmt in ("json", "csv"):
-                    r = httpx.get(
-                        f"{reporting}/v1/reports/clinics/{clinic}",
-                        params={**months, "by": by, "format": fmt},
-                        headers=auth,
-                    )
-                    yield f"api clinic report ({token})", r.text
+                    params = {"from": first, "to": last, "by": by, "format": fmt}
+                    r = httpx.get(f"{reporting}{path}", params=params, headers=auth)
+                    yield f"api {kind} report ({token})", r.text
     for name, proc in procs.items():
         yield f"metrics {name}", httpx.get(f"{proc.url}/metrics").text
 

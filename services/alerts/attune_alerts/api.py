@@ -33,7 +33,6 @@ from attune_shared.logging import get_logger
 
 log = get_logger("attune_alerts.api")
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
-ROLES = frozenset({"lead", "admin"})
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no valid bearer token"},
     403: {"description": "the token's role may not use the alerts API (or, listing, the clinic asked for)"},

@@ -21,7 +21,6 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from attune_console import dashboard, metrics, present
 from attune_console.sessions import COOKIE, SIGNIN_COOKIE, Session, SessionStore, new_secret, same_secret
@@ -29,6 +28,7 @@ from attune_console.settings import ConsoleSettings
 from attune_console.signin import Authenticator, TokenAuthenticator
 from attune_console.upstream import Upstream, UpstreamError
 from attune_shared.auth import TokenStore
+from attune_shared.http import SecurityHeaders
 from attune_shared.logging import configure_logging, get_logger
 from attune_shared.metrics import render
 from attune_shared.runtime import serve
@@ -56,6 +56,7 @@ CSP = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+# The console's own headers (its pages load their scripts and styles from the console itself).
 SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"cache-control", b"no-store"),
@@ -65,31 +66,6 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-
-
-class SecurityHeaders:
-    """Every answer: no-store, a strict CSP, nosniff, no referrer, and no `server` header."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def secure(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {n for n, _ in SECURITY_HEADERS}
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() not in names and k.lower() != b"server"
-                ]
-                message["headers"] = headers + SECURITY_HEADERS
-            await send(message)
-
-        await self.app(scope, receive, secure)
 
 
 class SignInNeeded(Exception):
@@ -152,7 +128,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.sessions = sessions
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def api() -> Upstream:

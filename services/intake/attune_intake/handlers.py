@@ -163,7 +163,7 @@ async def post_events(request: Request, caller: Principal = Depends(require_role
     """Accept EHR events; answers once every accepted event is durably on ehr.events.v1."""
     service: Service = request.app.state.service
     settings: IntakeSettings = service.settings  # type: ignore[assignment]
-    body = await _read_limited(request, settings.attune_http_max_body_bytes)
+    body = await request.body()  # HttpGuard has already held it to ATTUNE_HTTP_MAX_BODY_BYTES (BodyLimit)
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -215,18 +215,6 @@ async def post_events(request: Request, caller: Principal = Depends(require_role
             env = exc
         checked.append((i, rec, env))
 
-    forbidden = [
-        i
-        for i, _, env in checked
-        if isinstance(env, EhrEnvelope)
-        and (env.source != caller.source or not caller.covers_clinic(env.clinic_id))
-    ]
-    if forbidden:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"token {caller.name} does not cover the source or clinic of events {forbidden}",
-        )
-
     store: IntakeStore = service.extras["store"]
     valid = [(i, env) for i, _, env in checked if isinstance(env, EhrEnvelope)]
     seen = await store.seen(keys=(receipt_key(e.source, e.event_id) for _, e in valid))
@@ -274,16 +262,3 @@ def _covers(caller: Principal, item: Any) -> bool:
 def _submitted(letter: DeadLetter, caller: Principal) -> DeadLetter:
     """The dead letter with the principal that submitted it over HTTP."""
     return letter.model_copy(update={"submitted_by": {"name": caller.name, "role": caller.role}})
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
