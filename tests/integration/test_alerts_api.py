@@ -162,3 +162,48 @@ async def test_alerts_api_scoping_lifecycle_and_audit(namespace, mongo, service:
     # The episode's rule state forgot the alert: the next item-9 answer raises a new one.
     episode = await db["episodes"].find_one({"_id": north[0]["episode_id"]})
     assert episode is not None and episode["open_alerts"] == []
+
+
+async def test_alerts_list_filtered_by_clinician(namespace, mongo, service: ServiceProcess) -> None:
+    """`clinician_id` narrows the list like the other filters, within the caller's clinics, audited."""
+    clients = [
+        Client(clinic="north-01", mrn="CN1", episode="ep_cn1", clinician="c-1"),
+        Client(clinic="north-01", mrn="CN2", episode="ep_cn2", clinician="c-1"),
+        Client(clinic="north-01", mrn="CN3", episode="ep_cn3", clinician="c-2"),
+        Client(clinic="south-01", mrn="CS1", episode="ep_cs1", clinician="c-1"),
+    ]
+    records = [encode(c.phq9(f"q-{c.episode}", item9=1, at=week(i))) for i, c in enumerate(clients)]
+    await produce(namespace.settings.kafka_bootstrap_servers, namespace.topic(Topics.MEASURES), records)
+    async with httpx.AsyncClient(base_url=service.url, timeout=10) as http:
+        everything = await _wait_for(http, 4)
+
+        def episodes(r: httpx.Response) -> set[str]:
+            assert r.status_code == 200, r.text
+            return {a["episode_id"] for a in r.json()["items"]}
+
+        by_clinician = {(a["clinic_id"], a["clinician_id"]) for a in everything}
+        assert by_clinician == {("north-01", "c-1"), ("north-01", "c-2"), ("south-01", "c-1")}
+        r = await http.get("/v1/alerts", headers=LEAD_NORTH, params={"clinician_id": "c-1"})
+        assert episodes(r) == {clients[0].episode, clients[1].episode}
+        r = await http.get("/v1/alerts", headers=LEAD_NORTH, params={"clinician_id": "c-2", "status": "open"})
+        assert episodes(r) == {clients[2].episode}
+        r = await http.get("/v1/alerts", headers=ADMIN, params={"clinician_id": "c-1"})
+        assert episodes(r) == {clients[0].episode, clients[1].episode, clients[3].episode}
+        r = await http.get(
+            "/v1/alerts", headers=ADMIN, params={"clinician_id": "c-1", "clinic_id": "south-01"}
+        )
+        assert episodes(r) == {clients[3].episode}
+        assert (
+            episodes(await http.get("/v1/alerts", headers=LEAD_NORTH, params={"clinician_id": "c-9"}))
+            == set()
+        )
+        r = await http.get(
+            "/v1/alerts", headers=LEAD_NORTH, params={"clinician_id": "c-1", "clinic_id": "south-01"}
+        )
+        assert r.status_code == 403
+        r = await http.get("/v1/alerts", headers=LEAD_NORTH, params={"clinician_id": "c" * 65})
+        assert r.status_code == 422
+
+    audit = [d async for d in mongo[namespace.db("alerts")]["audit"].find({"who": "lead-north"})]
+    asked = [(d["outcome"], d["query"].get("clinician_id")) for d in audit]
+    assert sorted(asked) == sorted([("ok", "c-1"), ("ok", "c-2"), ("ok", "c-9"), ("forbidden", "c-1")])

@@ -156,11 +156,18 @@ async def list_alerts(
     status_: AlertStatus | None = Query(default=None, alias="status"),
     severity: Severity | None = None,
     rule_id: str | None = Query(default=None, max_length=64),
+    clinician_id: str | None = Query(default=None, max_length=64),
     limit: int = Query(default=50, ge=1, le=200),
     cursor: str | None = Query(default=None, max_length=500),
 ) -> AlertPage:
-    """Alerts of the caller's clinics (or of `clinic_id`), filtered, in pages."""
-    asked = {"clinic_id": clinic_id, "status": status_, "severity": severity, "rule_id": rule_id}
+    """Alerts of the caller's clinics (or of `clinic_id`), filtered (e.g. one clinician's), in pages."""
+    asked = {
+        "clinic_id": clinic_id,
+        "status": status_,
+        "severity": severity,
+        "rule_id": rule_id,
+        "clinician_id": clinician_id,
+    }
     query: dict[str, Any] = {k: v for k, v in asked.items() if v is not None} | {"limit": limit}
     if cursor:
         query["cursor"] = True

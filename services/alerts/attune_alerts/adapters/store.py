@@ -249,6 +249,10 @@ class AlertsStore:
             [("clinic_id", 1), ("raised_at", DESCENDING), ("_id", DESCENDING)], name="by_clinic"
         )
         await self.alerts.create_index([("status", 1), ("raised_at", DESCENDING)], name="by_status")
+        # The list filtered by clinician (a lead's caseload view), newest first.
+        await self.alerts.create_index(
+            [("clinician_id", 1), ("raised_at", DESCENDING), ("_id", DESCENDING)], name="by_clinician"
+        )
         await self.episodes.create_index([("episode_open", 1), ("partition", 1)], name="by_open")
         await self.deliveries.create_index([("status", 1), ("next_attempt_at", 1)], name="due")
         await self.deliveries.create_index("event_id", name="by_event")
