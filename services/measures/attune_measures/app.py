@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_measures.adapters.store import MeasuresStore
+from attune_measures.api import router
 from attune_measures.handlers import GROUP, register_consumer
 from attune_measures.pipeline import MeasuresPipeline
 from attune_measures.settings import MeasuresSettings
@@ -35,12 +36,17 @@ def create_app(
         measures_store = MeasuresStore(svc.store)
         await measures_store.ensure_indexes()
         svc.extras["store"] = measures_store
+        svc.extras["thresholds"] = thresholds
         svc.extras["pipeline"] = MeasuresPipeline(settings, svc.broker, measures_store, thresholds)
 
     return build_app(
         service,
         title="Attune measures",
-        description="Scores questionnaires, keeps each episode's series, publishes scored measures.",
+        description=(
+            "Scores questionnaires, keeps each episode's series, publishes scored measures, and serves "
+            "the series and caseloads to leads."
+        ),
+        routers=[router],
         on_start=on_start,
         store=store,
     )

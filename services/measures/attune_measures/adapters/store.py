@@ -17,6 +17,11 @@ never stored, so it needs no lookup (a backfill's responses are nearly all new, 
 batch's keys costs far less than a lookup each); only a key that clashes (an amendment, a replay,
 or a claim whose write a crash lost) is looked up.
 
+The read API (api.py) reads an episode the same way, by `_id` alone: its groups' `series` documents
+(one per instrument), then their members. A caseload starts from one find on `clinician_id`
+(indexed on MongoDB; FerretDB on SQLite reads the whole collection for it). `audit` records every
+read of the API (who, what, when, outcome), refusals included.
+
 Each series write also sets a fresh `stamp`. The store keeps, in memory, the groups this process
 wrote last and their stamps: while a group's stored stamp is still the one written here, nobody else
 has written it since and its members are taken from memory, so a batch reads one `series` document
@@ -37,6 +42,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_measures.dead_letters import MeasuresDeadLetter
 from attune_measures.domain.versions import ResponseVersion, Tracked, shared
+from attune_shared.instruments import INSTRUMENTS
 from attune_shared.mongo import bulk_write, find_by_ids, insert_clashing, insert_new, replace_versioned
 
 
@@ -160,13 +166,18 @@ class MeasuresStore:
         self.keys = db["response_keys"]
         self.written = _Written(limit=remember)
         self.dead_letters = db["dead_letters"]
+        self.audit_log = db["audit"]
 
     async def ensure_indexes(self) -> None:
-        """A group's responses by session time; dead letters by time and code."""
+        """A group's responses by session time, a clinician's by clinic; dead letters by time and code."""
         await self.responses.create_index(
             [("series_key", ASCENDING), ("session_ts", ASCENDING)], name="by_series"
         )
         await self.responses.create_index([("client_ref", ASCENDING)], name="by_client")
+        await self.responses.create_index(
+            [("clinician_id", ASCENDING), ("clinic_id", ASCENDING)], name="by_clinician"
+        )
+        await self.audit_log.create_index([("at", DESCENDING)], name="by_time")
         await self.dead_letters.create_index([("received_at", DESCENDING)], name="by_time")
         await self.dead_letters.create_index([("error.code", 1), ("received_at", DESCENDING)], name="by_code")
 
@@ -254,3 +265,41 @@ class MeasuresStore:
             for d in letters
         ]
         await insert_new(self.dead_letters, docs)
+
+    async def episode_responses(self, *, episode_ids: Iterable[str]) -> dict[str, list[Tracked]]:
+        """Every response of these episodes, by episode (an episode without any is absent).
+
+        Read by `_id` alone: the `series` document of each instrument, then its members; a member that
+        an amendment moved to another group is kept only if it moved within these episodes.
+        """
+        wanted = set(episode_ids)
+        groups = await find_by_ids(
+            self.series, [f"{e}:{i}" for e in sorted(wanted) for i in INSTRUMENTS], {"members": 1}
+        )
+        members = sorted({m for g in groups for m in g.get("members", [])})
+        out: dict[str, list[Tracked]] = {}
+        for doc in await find_by_ids(self.responses, members):
+            if doc["episode_id"] in wanted:
+                out.setdefault(doc["episode_id"], []).append(tracked_from_doc(doc))
+        return out
+
+    async def clinician_episodes(
+        self, *, clinician_id: str, clinics: Sequence[str] | None
+    ) -> dict[str, datetime]:
+        """The episodes with a response naming this clinician (in these clinics; None: all), each with
+        the latest session time of those responses."""
+        if clinics is not None and not clinics:
+            return {}
+        query: dict[str, Any] = {"clinician_id": clinician_id}
+        if clinics is not None:
+            query["clinic_id"] = clinics[0] if len(clinics) == 1 else {"$in": list(clinics)}
+        out: dict[str, datetime] = {}
+        async for doc in self.responses.find(query, {"_id": 0, "episode_id": 1, "session_at": 1}):
+            at = datetime.fromisoformat(doc["session_at"])
+            if doc["episode_id"] not in out or at > out[doc["episode_id"]]:
+                out[doc["episode_id"]] = at
+        return out
+
+    async def audit(self, *, entry: Mapping[str, Any]) -> None:
+        """Record one read of the API (or its refusal)."""
+        await self.audit_log.insert_one(dict(entry))

@@ -113,11 +113,11 @@ def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> 
                 result = score(r.instrument, r.items, thresholds=thresholds)
             change = None
             if intake is not None and primary is not None:
-                change = _change(r.instrument, intake, primary, thresholds)
+                change = intake_change(r.instrument, intake, primary, thresholds)
             series = None
             if in_series:
                 assert primary is not None
-                series = _context(r.series_key, alliance, primary, thresholds, r.instrument)
+                series = alliance_context(r.series_key, alliance, primary, thresholds, r.instrument)
             out.append(_revise(tracked, result, change, series, basis))
         if in_series:
             assert primary is not None
@@ -125,9 +125,10 @@ def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> 
     return out
 
 
-def _change(
+def intake_change(
     instrument: str, intake: tuple[str, float], value: float, thresholds: ScoringThresholds
 ) -> ChangeFromIntake | None:
+    """Change of `value` from the intake `(response_id, score)`; None for instruments without a rule."""
     intake_response_id, intake_score = intake
     found = change_from_intake(instrument, intake_score, value, thresholds)
     if found is None:
@@ -142,13 +143,14 @@ def _change(
     )
 
 
-def _context(
+def alliance_context(
     series_key: str,
     earlier: Sequence[tuple[str, float]],
     value: float,
     thresholds: ScoringThresholds,
     instrument: str,
 ) -> SeriesContext:
+    """Where `value` sits in its alliance series after the `earlier` `(response_id, score)` points."""
     window = thresholds.series_window
     ctx = context_for(
         [s for _, s in earlier],
