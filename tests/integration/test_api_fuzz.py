@@ -44,6 +44,8 @@ RUNS = [
     ("reporting", "dev-lead-north", r"^/v1/reports/"),
     ("reporting", "dev-ops", r"^/v1/reports/"),
     ("reporting", "dev-admin", r"^/v1/reports/"),
+    ("measures", "dev-lead-north", r"^/v1/(episodes|clinicians)/"),
+    ("measures", "dev-admin", r"^/v1/(episodes|clinicians)/"),
 ]
 
 CONFIG = """
@@ -59,7 +61,8 @@ checks.negative_data_rejection.expected-statuses = [202, 400, 401, 403, 404, 413
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
-    """intake, alerts and reporting on an isolated name prefix, with a few alerts to read and change."""
+    """The four services on an isolated name prefix, with a few alerts to read and change and an
+    episode's scores to read."""
     import uuid
 
     from attune_shared.kafka_admin import ensure_topics
@@ -69,6 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Servic
     settings = ServiceSettings(attune_name_prefix=prefix)
     asyncio.run(ensure_topics(settings))
     asyncio.run(_seed_alerts(settings))
+    asyncio.run(_seed_responses(settings))
     env = {
         "ATTUNE_NAME_PREFIX": prefix,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
@@ -76,7 +80,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Servic
         "ATTUNE_BATCH_TIMEOUT_MS": "50",
     }
     logs = tmp_path_factory.mktemp("fuzz-logs")
-    procs = start_stack(env, logs, services=("intake", "alerts", "reporting"))
+    procs = start_stack(env, logs, services=("intake", "measures", "alerts", "reporting"))
     try:
         yield procs
     finally:
@@ -92,6 +96,45 @@ async def _seed_alerts(settings) -> None:
     clients.append(Client(clinic="south-01", mrn="FZS", episode="ep_fzs"))
     records = [encode(c.phq9(f"q-{c.episode}", item9=2, at=week(i))) for i, c in enumerate(clients)]
     await produce(settings.kafka_bootstrap_servers, settings.topic(Topics.MEASURES), records)
+
+
+async def _seed_responses(settings) -> None:
+    """Scores for measures to serve: the episode and clinician its OpenAPI document gives as examples
+    (so the examples phase reads a real series and caseload), and one of south-01."""
+    from datetime import UTC, datetime, timedelta
+
+    from attune_shared.events import ResponseSubmitted
+    from attune_shared.ids import client_ref, derived_id
+    from tests.support.ids import as_episode, ev, rs
+
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    answers = [("WAI-SR", [4] * 12), ("ORS", [5, 6, 5, 6]), ("PSQ", [1, 3, 4])]
+    records = []
+    for clinic, episode, weeks in (
+        ("north-01", "ep_7K2QXW4M5N6P7Q2R3S4T5U6V7W", 4),
+        ("south-01", "fz-south", 1),
+    ):
+        ref = client_ref(b"fuzz", clinic, f"FZ-{clinic}")
+        for week_no in range(weeks):
+            for instrument, items in answers:
+                label = f"{episode}-{instrument}-{week_no}"
+                event = ResponseSubmitted(
+                    event_id=derived_id("fuzz", label),
+                    occurred_at=start + timedelta(weeks=week_no),
+                    source="ehr-fuzz",
+                    source_event_id=ev(label),
+                    clinic_id=clinic,
+                    client_ref=ref,
+                    episode_id=as_episode(episode),
+                    response_id=rs(label),
+                    status="completed",
+                    instrument=instrument,  # type: ignore[arg-type]
+                    respondent="client",
+                    clinician_id="c-17",
+                    items=items,
+                )
+                records.append((ref.encode(), event.model_dump_json().encode()))
+    await produce(settings.kafka_bootstrap_servers, settings.topic(Topics.CARE), records)
 
 
 async def _drop(settings, prefix: str) -> None:
