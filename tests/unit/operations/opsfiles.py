@@ -26,12 +26,19 @@ K8S = sorted((DEPLOY / "k8s").glob("*.yaml"))
 COMPOSE = DEPLOY / "compose.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 
+# The four Kafka services: a consumer group, topics, a MongoDB database, two replicas, KEDA.
 SERVICES = ("intake", "measures", "alerts", "reporting")
+# The web console: built and deployed like them, but it only calls their HTTP APIs (no Kafka, no
+# database, sessions in memory, one replica).
+CONSOLE = "console"
+# Everything deploy/Dockerfile builds and compose / Kubernetes run from it.
+DEPLOYABLES = (*SERVICES, CONSOLE)
 SETTINGS_CLASSES = {
     "intake": ("attune_intake.settings", "IntakeSettings"),
     "measures": ("attune_measures.settings", "MeasuresSettings"),
     "alerts": ("attune_alerts.settings", "AlertsSettings"),
     "reporting": ("attune_reporting.settings", "ReportingSettings"),
+    "console": ("attune_console.settings", "ConsoleSettings"),
 }
 
 

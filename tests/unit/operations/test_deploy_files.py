@@ -7,8 +7,12 @@ consumer groups and topics (from create_app, which builds no client), and the ru
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import re
+import subprocess
+import sys
 import tomllib
 from typing import Any
 
@@ -30,6 +34,42 @@ def _runtime_paths() -> set[str]:
     from attune_intake.app import create_app
 
     return {getattr(r, "path", "") for r in create_app().routes}
+
+
+# Read in a separate process: importing the console's app here would add its metrics to this
+# process's registry, which test_prometheus_files checks as the four services' metrics.
+_CONSOLE_FACTS = """
+import importlib, json, sys
+from attune_console.app import VENDOR, create_app
+module, func = sys.argv[1].split(":")
+print(json.dumps({
+    "paths": [getattr(r, "path", "") for r in create_app().routes],
+    "vendor": VENDOR,
+    "entry_point_callable": callable(getattr(importlib.import_module(module), func, None)),
+}))
+"""
+
+
+def _entry_point(service: str) -> str:
+    """The `module:function` of the service's `attune-<service>` script."""
+    pyproject = tomllib.loads((ops.ROOT / "services" / service / "pyproject.toml").read_text())
+    target: str = pyproject["project"]["scripts"][f"attune-{service}"]
+    return target
+
+
+@functools.cache
+def _console_facts() -> dict[str, Any]:
+    """The console app's route paths, the npm files it serves at /vendor/<name>, and whether its
+    entry point is callable."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CONSOLE_FACTS, _entry_point(ops.CONSOLE)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    facts: dict[str, Any] = json.loads(done.stdout)
+    return facts
 
 
 def _service_wiring(service: str) -> tuple[str, set[str]]:
@@ -250,21 +290,59 @@ def test_dockerfile_builds_any_service_as_a_non_root_user() -> None:
     (user,) = re.findall(r"^USER (\S+)$", text, flags=re.M)
     assert user.split(":")[0] not in ("root", "0") and user.split(":")[0].isdigit()
     assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", text, flags=re.M)
-    # every image environment variable is a setting
-    env_block = re.search(r"^ENV PATH=.*?(?=\n\n)", text, flags=re.M | re.S)
-    assert env_block
-    names = set(re.findall(r"(ATTUNE_[A-Z_]+|KAFKA_[A-Z_]+|MONGODB_[A-Z_]+)=", env_block.group(0)))
-    assert names and names <= ops.env_names(ops.settings_class("intake").__mro__[1])
-    # the PORT check in the build covers exactly the services' default ports
+    # every image environment variable is a setting: of every service, or of the console only
+    names = set(re.findall(r"(ATTUNE_[A-Z_]+|KAFKA_[A-Z_]+|MONGODB_[A-Z_]+)=", _image_env_block(text)))
+    base = ops.env_names(ops.settings_class("intake").__mro__[1])
+    assert names and names - base <= ops.env_names(ops.settings_class(ops.CONSOLE)), sorted(names - base)
+    # the PORT check in the build covers exactly the deployables' default ports
     pairs = set(re.findall(r"([a-z]+):(\d{4})", text.split("RUN case", 1)[1].split("esac", 1)[0]))
-    assert pairs == {(s, str(ops.default_port(s))) for s in ops.SERVICES}
+    assert pairs == {(s, str(ops.default_port(s))) for s in ops.DEPLOYABLES}
 
 
-@pytest.mark.parametrize("service", ops.SERVICES)
+def _image_env_block(text: str) -> str:
+    block = re.search(r"^ENV PATH=.*?(?=\n\n)", text, flags=re.M | re.S)
+    assert block
+    return block.group(0)
+
+
+def test_dockerfile_reads_the_whole_workspace_before_the_dependency_layer() -> None:
+    text = ops.DOCKERFILE.read_text()
+    members = tomllib.loads((ops.ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
+    assert {f"services/{s}" for s in ops.DEPLOYABLES} <= set(members)
+    before_sync = text.split("uv sync", 1)[0]
+    for member in members:
+        assert f"COPY {member}/pyproject.toml {member}/" in before_sync, member
+
+
+def test_dockerfile_gives_the_console_its_runtime_npm_assets() -> None:
+    text = ops.DOCKERFILE.read_text()
+    assert re.search(r"^FROM \S+ AS assets$", text, flags=re.M)
+    stage = text.split(" AS assets", 1)[1].split("\nFROM ", 1)[0]
+    assert "COPY services/console/package.json services/console/package-lock.json ./" in stage
+    # npm ci for the console only (runtime packages, the lock file exactly); an empty folder otherwise
+    install = re.search(r'if \[ "\$\{SERVICE\}" = "console" \]; then(.*?)else(.*?)fi', stage, flags=re.S)
+    assert install, stage
+    assert "npm ci --omit=dev" in install.group(1) and "mkdir node_modules" in install.group(2)
+    # every file the console serves at /vendor/... is a runtime dependency, checked after the install
+    package = json.loads((ops.ROOT / "services" / "console" / "package.json").read_text())
+    lock = json.loads((ops.ROOT / "services" / "console" / "package-lock.json").read_text())
+    for parts in _console_facts()["vendor"].values():
+        assert parts[0] in package["dependencies"], parts
+        assert not lock["packages"][f"node_modules/{parts[0]}"].get("dev"), parts
+        assert f"test -f node_modules/{'/'.join(parts)}" in install.group(1), parts
+    # the runtime copies them where ATTUNE_CONSOLE_ASSETS_DIR (a console setting) says
+    (dest,) = re.findall(r"^COPY --from=assets /assets/node_modules (\S+)$", text, flags=re.M)
+    (assets_dir,) = re.findall(r"ATTUNE_CONSOLE_ASSETS_DIR=(\S+)", _image_env_block(text))
+    assert dest == assets_dir
+    assert "attune_console_assets_dir" in ops.settings_class(ops.CONSOLE).model_fields
+
+
+@pytest.mark.parametrize("service", ops.DEPLOYABLES)
 def test_each_service_has_the_entry_point_the_image_runs(service: str) -> None:
-    pyproject = tomllib.loads((ops.ROOT / "services" / service / "pyproject.toml").read_text())
-    target = pyproject["project"]["scripts"][f"attune-{service}"]
-    module, func = target.split(":")
+    if service == ops.CONSOLE:
+        assert _console_facts()["entry_point_callable"] is True
+        return
+    module, func = _entry_point(service).split(":")
     assert callable(getattr(importlib.import_module(module), func))
 
 
