@@ -2,7 +2,9 @@
 
 Images, ports, environment variable names and probe paths are checked against the services'
 settings classes (field names are the variables, defaults give the ports), their entry points,
-consumer groups and topics (from create_app, which builds no client), and the runtime's routes.
+consumer groups and topics (from create_app, which builds no client), and their apps' routes.
+The console is checked like the four services where that applies, and for what is its own: one
+replica, no Kafka or MongoDB settings, API URLs that name the services, its npm assets in the image.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tomllib
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -27,13 +30,9 @@ KEDA_TOPICS = {
     "reporting": {"clinic.care.v1", "clinic.measures.v1", "clinic.alerts.v1"},
 }
 SECRET_VARS = {"ATTUNE_PSEUDONYM_KEY", "KAFKA_SASL_PASSWORD", "MONGODB_URI"}
-
-
-def _runtime_paths() -> set[str]:
-    """The operations endpoints every service serves (from the shared runtime's routes)."""
-    from attune_intake.app import create_app
-
-    return {getattr(r, "path", "") for r in create_app().routes}
+# What the console must never be given: it uses neither (a KAFKA_SASL_MECHANISM without its
+# password even stops it at start in production).
+INFRA_PREFIXES = ("KAFKA_", "MONGODB_")
 
 
 # Read in a separate process: importing the console's app here would add its metrics to this
@@ -70,6 +69,23 @@ def _console_facts() -> dict[str, Any]:
     )
     facts: dict[str, Any] = json.loads(done.stdout)
     return facts
+
+
+@functools.cache
+def _paths(service: str) -> frozenset[str]:
+    """The paths the service's app serves (create_app builds no client and opens no connection)."""
+    if service == ops.CONSOLE:
+        return frozenset(_console_facts()["paths"])
+    app = importlib.import_module(f"attune_{service}.app").create_app()
+    return frozenset(getattr(r, "path", "") for r in app.routes)
+
+
+def _console_api_urls() -> dict[str, str]:
+    """ATTUNE_CONSOLE_<API>_URL -> <api>, for every API URL the console's settings read."""
+    fields = ops.settings_class(ops.CONSOLE).model_fields
+    found = {f.upper(): m.group(1) for f in fields if (m := re.fullmatch(r"attune_console_([a-z]+)_url", f))}
+    assert found and set(found.values()) <= set(ops.SERVICES), found
+    return found
 
 
 def _service_wiring(service: str) -> tuple[str, set[str]]:
@@ -120,27 +136,62 @@ def test_compose_runs_the_infrastructure_production_like(compose: dict[str, Any]
     assert "prometheus.compose.yml" in " ".join(services["prometheus"]["command"])
 
 
-@pytest.mark.parametrize("service", ops.SERVICES)
+@pytest.mark.parametrize("service", ops.DEPLOYABLES)
 def test_compose_service_matches_its_settings(compose: dict[str, Any], service: str) -> None:
     spec = compose["services"][service]
     port = ops.default_port(service)
     assert _image_service(spec["image"]) == service
     assert spec["build"]["dockerfile"] == "deploy/Dockerfile"
     assert spec["build"]["args"] == {"SERVICE": service, "PORT": str(port)}
-    assert spec["deploy"]["replicas"] == 2
     assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
+    assert spec["tmpfs"] == ["/tmp"] and "no-new-privileges:true" in spec["security_opt"]
     env = spec["environment"]
     unknown = set(env) - ops.env_names(ops.settings_class(service))
     assert not unknown, f"{service}: variables its settings do not read: {sorted(unknown)}"
     assert env["ATTUNE_HTTP_PORT"] == str(port)
     assert env["ATTUNE_HTTP_HOST"] == "0.0.0.0"
     assert env["ATTUNE_ENV"] == "production"
-    assert spec["expose"] == [str(port)]
+    assert spec["secrets"] == ["attune_tokens"]
+    assert env["ATTUNE_TOKENS_FILE"] == "/run/secrets/attune_tokens"
+    # reached inside the network only, like the others (the header: publish through your ingress)
+    assert spec["expose"] == [str(port)] and "ports" not in spec
     probe_port, path = _probe_path(spec["healthcheck"])
     assert (probe_port, path) == (port, "/readyz")
-    assert path in _runtime_paths()
+    assert path in _paths(service)
+
+
+@pytest.mark.parametrize("service", ops.SERVICES)
+def test_compose_kafka_service_runs_twice_once_topics_and_replica_set_exist(
+    compose: dict[str, Any], service: str
+) -> None:
+    spec = compose["services"][service]
+    assert spec["deploy"]["replicas"] == 2
+    assert {"KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI"} <= set(spec["environment"])
     deps = spec["depends_on"]
     assert deps["topics"]["condition"] == deps["mongo-init"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_console_runs_once_after_the_apis_without_kafka_or_mongodb(compose: dict[str, Any]) -> None:
+    spec = compose["services"][ops.CONSOLE]
+    # sessions in memory and no sticky sessions in compose: exactly one replica
+    assert spec["deploy"]["replicas"] == 1
+    infra = sorted(v for v in spec["environment"] if v.startswith(INFRA_PREFIXES))
+    assert not infra, infra
+    # its /readyz asks the /readyz of the APIs it calls: it starts once they are healthy, not after
+    # the Kafka jobs
+    apis = set(_console_api_urls().values())
+    assert spec["depends_on"] == {s: {"condition": "service_healthy"} for s in apis}
+    assert all("healthcheck" in compose["services"][s] for s in apis)
+
+
+def test_compose_console_urls_name_the_api_services(compose: dict[str, Any]) -> None:
+    env = compose["services"][ops.CONSOLE]["environment"]
+    apis = _console_api_urls()
+    assert {v for v in env if v.startswith("ATTUNE_CONSOLE_") and v.endswith("_URL")} == set(apis)
+    for var, api in apis.items():
+        url = urlsplit(env[var])
+        assert (url.scheme, url.hostname, url.port, url.path) == ("http", api, ops.default_port(api), ""), var
+        assert str(url.port) in compose["services"][api]["expose"], var
 
 
 def test_compose_topics_job_uses_only_known_settings(compose: dict[str, Any]) -> None:
@@ -180,7 +231,7 @@ def test_kustomization_lists_every_manifest(k8s: dict[tuple[str, str], dict[str,
     listed = set(kust["resources"])
     on_disk = {p.name for p in ops.K8S} - {"kustomization.yaml"}
     assert listed == on_disk
-    assert {i["name"] for i in kust["images"]} == {f"attune-{s}" for s in ops.SERVICES}
+    assert {i["name"] for i in kust["images"]} == {f"attune-{s}" for s in ops.DEPLOYABLES}
 
 
 def test_configmap_holds_only_known_non_secret_settings(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
@@ -192,7 +243,27 @@ def test_configmap_holds_only_known_non_secret_settings(k8s: dict[tuple[str, str
     assert data["ATTUNE_HTTP_HOST"] == "0.0.0.0"
 
 
-@pytest.mark.parametrize("service", ops.SERVICES)
+def _environment(k8s: dict[tuple[str, str], dict[str, Any]], container: dict[str, Any]) -> dict[str, Any]:
+    """The container's environment as the pod gets it: envFrom ConfigMaps, then env entries (values,
+    ConfigMap keys resolved; a Secret key stays ("secret", name, key))."""
+    found: dict[str, Any] = {}
+    for source in container.get("envFrom", []):
+        found.update(k8s[("ConfigMap", source["configMapRef"]["name"])]["data"])
+    for e in container["env"]:
+        ref = e.get("valueFrom", {})
+        if "configMapKeyRef" in ref:
+            cm = ref["configMapKeyRef"]
+            data = k8s[("ConfigMap", cm["name"])]["data"]
+            assert cm["key"] in data, (e["name"], cm)
+            found[e["name"]] = data[cm["key"]]
+        elif "secretKeyRef" in ref:
+            found[e["name"]] = ("secret", ref["secretKeyRef"]["name"], ref["secretKeyRef"]["key"])
+        else:
+            found[e["name"]] = e["value"]
+    return found
+
+
+@pytest.mark.parametrize("service", ops.DEPLOYABLES)
 def test_deployment_matches_its_settings_and_endpoints(
     k8s: dict[tuple[str, str], dict[str, Any]], service: str
 ) -> None:
@@ -200,7 +271,8 @@ def test_deployment_matches_its_settings_and_endpoints(
     port = ops.default_port(service)
     pod = dep["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["enableServiceLinks"] is False
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["enableServiceLinks"] is False and pod["automountServiceAccountToken"] is False
     (container,) = pod["containers"]
     assert _image_service(container["image"]) == service
     assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
@@ -208,14 +280,17 @@ def test_deployment_matches_its_settings_and_endpoints(
     assert sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True
     assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
-    # environment: every name is a setting of this service; secrets come from Secrets only
+    # environment (with what envFrom brings): every name is a setting of this service; secrets come
+    # from Secrets only
     names = ops.env_names(ops.settings_class(service))
+    resolved = _environment(k8s, container)
+    assert set(resolved) <= names, sorted(set(resolved) - names)
+    assert resolved["ATTUNE_HTTP_PORT"] == str(port)
+    assert resolved["ATTUNE_HTTP_HOST"] == "0.0.0.0"
+    assert resolved["ATTUNE_ENV"] == "production"
+    for var in SECRET_VARS & set(resolved):
+        assert resolved[var][:2] == ("secret", "attune-secrets"), var
     env = {e["name"]: e for e in container["env"]}
-    assert set(env) <= names, sorted(set(env) - names)
-    assert env["ATTUNE_HTTP_PORT"]["value"] == str(port)
-    for var in SECRET_VARS:
-        assert env[var]["valueFrom"]["secretKeyRef"]["name"] == "attune-secrets", var
-    assert container["envFrom"] == [{"configMapRef": {"name": "attune-config"}}]
     tokens_file = env["ATTUNE_TOKENS_FILE"]["value"]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert tokens_file.startswith(mounts["tokens"]["mountPath"] + "/")
@@ -223,27 +298,85 @@ def test_deployment_matches_its_settings_and_endpoints(
     assert volumes["tokens"]["secret"]["secretName"] == "attune-tokens"
     assert mounts["tmp"]["mountPath"] == "/tmp" and "emptyDir" in volumes["tmp"]
     # probes: readiness on /readyz, liveness (and start-up) on /healthz, on the http port
-    paths = _runtime_paths()
+    paths = _paths(service)
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert {"/readyz", "/healthz", "/metrics"} <= paths
-    ann = dep["spec"]["template"]["metadata"]["annotations"]
-    assert ann["prometheus.io/port"] == str(port) and ann["prometheus.io/path"] == "/metrics"
+    ann = dep["spec"]["template"]["metadata"].get("annotations", {})
+    if ann.get("prometheus.io/scrape") == "true":
+        assert ann["prometheus.io/port"] == str(port) and ann["prometheus.io/path"] == "/metrics"
     labels = dep["spec"]["template"]["metadata"]["labels"]
     assert labels["app.kubernetes.io/name"] == service and labels["app.kubernetes.io/part-of"] == "attune"
 
 
 @pytest.mark.parametrize("service", ops.SERVICES)
-def test_service_and_disruption_budget_select_the_pods(
+def test_kafka_service_deployment_gets_the_shared_config_and_its_secrets(
     k8s: dict[tuple[str, str], dict[str, Any]], service: str
 ) -> None:
+    template = k8s[("Deployment", service)]["spec"]["template"]
+    assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    (container,) = template["spec"]["containers"]
+    assert container["envFrom"] == [{"configMapRef": {"name": "attune-config"}}]
+    env = {e["name"]: e for e in container["env"]}
+    for var in SECRET_VARS:
+        assert env[var]["valueFrom"]["secretKeyRef"]["name"] == "attune-secrets", var
+
+
+def test_console_deployment_runs_once_without_kafka_or_mongodb(
+    k8s: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    dep = k8s[("Deployment", ops.CONSOLE)]
+    # sessions in memory: one replica (more need sticky sessions at the ingress), nothing that
+    # would scale it (no consumer group: no ScaledObject) and no budget that blocks node drains
+    assert dep["spec"]["replicas"] == 1
+    assert ("ScaledObject", ops.CONSOLE) not in k8s
+    assert ("PodDisruptionBudget", ops.CONSOLE) not in k8s
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    resolved = _environment(k8s, container)
+    infra = sorted(v for v in resolved if v.startswith(INFRA_PREFIXES))
+    assert not infra, infra
+    # the shared values come from attune-config key by key (envFrom would bring the Kafka settings)
+    assert "envFrom" not in container
+    cm_keys = {
+        e["valueFrom"]["configMapKeyRef"]["name"]
+        for e in container["env"]
+        if "configMapKeyRef" in e.get("valueFrom", {})
+    }
+    assert cm_keys == {"attune-config"}
+    # the production check (attune_shared.settings) needs the pseudonym key even here
+    assert resolved["ATTUNE_PSEUDONYM_KEY"] == ("secret", "attune-secrets", "pseudonym-key")
+
+
+def test_console_urls_name_the_api_services_in_kubernetes(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    (container,) = k8s[("Deployment", ops.CONSOLE)]["spec"]["template"]["spec"]["containers"]
+    env = _environment(k8s, container)
+    apis = _console_api_urls()
+    assert {v for v in env if v.startswith("ATTUNE_CONSOLE_") and v.endswith("_URL")} == set(apis)
+    for var, api in apis.items():
+        url = urlsplit(env[var])
+        assert (url.scheme, url.path) == ("http", ""), var
+        # a Service in the same namespace, on the port it serves
+        svc = k8s[("Service", str(url.hostname))]
+        assert svc["metadata"]["namespace"] == k8s[("Deployment", ops.CONSOLE)]["metadata"]["namespace"]
+        assert url.hostname == api, var
+        assert url.port in {p["port"] for p in svc["spec"]["ports"]}, var
+        assert url.port == ops.default_port(api), var
+
+
+@pytest.mark.parametrize("service", ops.DEPLOYABLES)
+def test_service_selects_the_pods(k8s: dict[tuple[str, str], dict[str, Any]], service: str) -> None:
     pod_labels = k8s[("Deployment", service)]["spec"]["template"]["metadata"]["labels"]
     svc = k8s[("Service", service)]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
     assert svc["spec"]["ports"] == [
         {"name": "http", "port": ops.default_port(service), "targetPort": "http", "protocol": "TCP"}
     ]
+
+
+@pytest.mark.parametrize("service", ops.SERVICES)
+def test_disruption_budget_selects_the_pods(k8s: dict[tuple[str, str], dict[str, Any]], service: str) -> None:
+    pod_labels = k8s[("Deployment", service)]["spec"]["template"]["metadata"]["labels"]
     pdb = k8s[("PodDisruptionBudget", service)]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert pdb["spec"]["minAvailable"] == 1
