@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -207,3 +208,34 @@ async def test_alerts_list_filtered_by_clinician(namespace, mongo, service: Serv
     audit = [d async for d in mongo[namespace.db("alerts")]["audit"].find({"who": "lead-north"})]
     asked = [(d["outcome"], d["query"].get("clinician_id")) for d in audit]
     assert sorted(asked) == sorted([("ok", "c-1"), ("ok", "c-2"), ("ok", "c-9"), ("forbidden", "c-1")])
+
+
+async def test_escalation_deadline_follows_the_clinics_own_sla(namespace, mongo, tmp_path) -> None:
+    """`escalation_due_at`: raised_at + the clinic's SLA for the severity (north-01: urgent in 30 min;
+    south-01: the default hour); null once acknowledged. The console's countdown reads it."""
+    thresholds = tmp_path / "thresholds.json"
+    thresholds.write_text(json.dumps({"clinics": {"north-01": {"sla_urgent_hours": 0.5}}}))
+    proc = ServiceProcess(
+        "alerts",
+        {**namespace.env, "ATTUNE_ALERTS_THRESHOLDS_FILE": str(thresholds)},
+        namespace.logs / "alerts-sla.log",
+    ).start()
+    try:
+        await asyncio.to_thread(proc.wait_ready)
+        await _seed(namespace)
+        async with httpx.AsyncClient(base_url=proc.url, timeout=10) as http:
+            items = await _wait_for(http, 5)
+            minutes = {"north-01": 30, "south-01": 60}
+            for a in items:
+                assert a["severity"] == "urgent" and a["status"] == "open"
+                due = datetime.fromisoformat(a["escalation_due_at"])
+                assert due - datetime.fromisoformat(a["raised_at"]) == timedelta(
+                    minutes=minutes[a["clinic_id"]]
+                )
+            north = next(a for a in items if a["clinic_id"] == "north-01")
+            r = await http.get(f"/v1/alerts/{north['alert_id']}", headers=LEAD_NORTH)
+            assert r.json()["escalation_due_at"] == north["escalation_due_at"]
+            r = await http.post(f"/v1/alerts/{north['alert_id']}/acknowledge", headers=LEAD_NORTH, json={})
+            assert r.status_code == 200 and r.json()["escalation_due_at"] is None
+    finally:
+        assert proc.stop() == 0, proc.tail()

@@ -15,6 +15,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from attune_alerts.adapters.store import AlertsStore, ConcurrentUpdate
+from attune_alerts.config import ClinicThresholds
+from attune_alerts.domain.escalation import EscalationView, next_escalation_at
 from attune_alerts.domain.rules import on_person_resolved
 from attune_alerts.ledger import AlertLedger, AlertNotFound
 from attune_alerts.lifecycle import (
@@ -49,7 +51,17 @@ class Note(BaseModel):
     note: str
 
 
-class AlertDetail(Alert):
+class AlertView(Alert):
+    """An alert as the API shows it: the event's fields and when its next escalation falls due."""
+
+    escalation_due_at: datetime | None = Field(
+        default=None,
+        description="when the alert escalates unless acknowledged, under its clinic's SLA for its "
+        "severity (level n at raised_at + n x SLA); null once acknowledged or resolved",
+    )
+
+
+class AlertDetail(AlertView):
     """An alert with the notes people added to it."""
 
     notes: list[Note] = []
@@ -58,7 +70,7 @@ class AlertDetail(Alert):
 class AlertPage(BaseModel):
     """One page of alerts, newest first; pass `next_cursor` as `cursor` for the next page."""
 
-    items: list[Alert]
+    items: list[AlertView]
     next_cursor: str | None = None
 
 
@@ -139,8 +151,30 @@ async def _denied(request: Request, who: Principal | None, code: int, detail: st
 Caller = Annotated[Principal, Depends(require_roles("lead", "admin", audit=_denied))]
 
 
-def _detail(s: StoredAlert) -> AlertDetail:
-    return AlertDetail.model_validate({**s.alert.model_dump(), "notes": [dict(n) for n in s.notes]})
+def _due(request: Request, alert: Alert) -> datetime | None:
+    thresholds: ClinicThresholds = request.app.state.service.extras["thresholds"]
+    view = EscalationView(
+        severity=alert.severity,
+        status=alert.status,
+        raised_at=alert.raised_at,
+        escalation_level=alert.escalation_level,
+        acknowledged=alert.acknowledged_at is not None,
+    )
+    return next_escalation_at(view, thresholds.for_clinic(alert.clinic_id))
+
+
+def _view(request: Request, s: StoredAlert) -> AlertView:
+    return AlertView.model_validate({**s.alert.model_dump(), "escalation_due_at": _due(request, s.alert)})
+
+
+def _detail(request: Request, s: StoredAlert) -> AlertDetail:
+    return AlertDetail.model_validate(
+        {
+            **s.alert.model_dump(),
+            "escalation_due_at": _due(request, s.alert),
+            "notes": [dict(n) for n in s.notes],
+        }
+    )
 
 
 @router.get(
@@ -186,7 +220,7 @@ async def list_alerts(
     page = found[:limit]
     nxt = encode_cursor(page[-1].alert.raised_at, page[-1].alert_id) if len(found) > limit else None
     await _audit(request, action="list", who=who, outcome="ok", code=200, query=query, returned=len(page))
-    return AlertPage(items=[s.alert for s in page], next_cursor=nxt)
+    return AlertPage(items=[_view(request, s) for s in page], next_cursor=nxt)
 
 
 async def _visible(request: Request, who: Principal, alert_id: str, action: str) -> StoredAlert:
@@ -206,7 +240,7 @@ async def get_alert(request: Request, who: Caller, alert_id: str) -> AlertDetail
     """One alert with its notes."""
     s = await _visible(request, who, alert_id, "get")
     await _audit(request, action="get", who=who, outcome="ok", code=200, alert_id=alert_id)
-    return _detail(s)
+    return _detail(request, s)
 
 
 async def _act(request: Request, who: Principal, alert_id: str, action: str, change: Any) -> StoredAlert:
@@ -256,7 +290,7 @@ async def acknowledge(
     await _audit(
         request, action="acknowledge", who=who, outcome="ok", code=200, alert_id=alert_id, note=bool(note)
     )
-    return _detail(stored)
+    return _detail(request, stored)
 
 
 @router.post(
@@ -292,7 +326,7 @@ async def resolve(request: Request, who: Caller, alert_id: str, body: ResolveBod
         _store(request), stored, clock=request.app.state.service.settings.attune_alerts_clock
     ):
         log.warning("episode_not_updated", alert_id=alert_id)  # the consumer heals it on the next batch
-    return _detail(stored)
+    return _detail(request, stored)
 
 
 async def forget_in_episode(store: AlertsStore, s: StoredAlert, *, clock: str, attempts: int = 5) -> bool:

@@ -70,7 +70,9 @@ def create_app(
         )
         lock = asyncio.Lock()
         http = httpx.AsyncClient(follow_redirects=False)
-        svc.extras.update(store=alerts_store, ledger=ledger, pipeline=pipeline, lock=lock, http=http)
+        svc.extras.update(
+            store=alerts_store, ledger=ledger, pipeline=pipeline, lock=lock, http=http, thresholds=thresholds
+        )
         sweeper = Sweeper(
             store=alerts_store,
             ledger=ledger,

@@ -44,3 +44,14 @@ def escalation_due(
     period = _period(alert.severity, AlertThresholds() if sla is None else sla)
     level = alert.escalation_level + 1
     return level if now >= alert.raised_at + level * period else None
+
+
+def next_escalation_at(
+    alert: EscalationView, sla: AlertThresholds | Mapping[str, timedelta] | None = None
+) -> datetime | None:
+    """When the next escalation level falls due under this SLA (level n at raised_at + n * SLA); None
+    for an alert that no longer escalates (acknowledged or closed). What a lead's inbox counts down to."""
+    if alert.acknowledged or alert.status != "open":
+        return None
+    period = _period(alert.severity, AlertThresholds() if sla is None else sla)
+    return alert.raised_at + (alert.escalation_level + 1) * period
