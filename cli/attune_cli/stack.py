@@ -21,6 +21,7 @@ CONSOLE_APIS = {
     "alerts": "ATTUNE_CONSOLE_ALERTS_URL",
     "reporting": "ATTUNE_CONSOLE_REPORTING_URL",
     "intake": "ATTUNE_CONSOLE_INTAKE_URL",
+    "measures": "ATTUNE_CONSOLE_MEASURES_URL",
 }
 
 

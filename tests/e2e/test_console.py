@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from attune_cli.stack import ROOT, SERVICES, ServiceProcess, free_port
 from attune_shared.kafka_admin import ensure_topics
 from attune_shared.settings import ServiceSettings
 from attune_shared.topics import Topics
+from tests.support.ehr import Ehr
 from tests.support.procs import start_stack, stop_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -72,9 +74,15 @@ def _wait_for_data(procs: dict[str, ServiceProcess], timeout: float = 150) -> No
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
-    prefix = f"con{uuid.uuid4().hex[:6]}_"
-    settings = ServiceSettings(attune_name_prefix=prefix)
+def settings() -> ServiceSettings:
+    return ServiceSettings(attune_name_prefix=f"con{uuid.uuid4().hex[:6]}_")
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, settings: ServiceSettings
+) -> Iterator[dict[str, ServiceProcess]]:
+    prefix = settings.attune_name_prefix
     asyncio.run(ensure_topics(settings))
     env = {
         **os.environ,
@@ -105,6 +113,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Servic
                 "ATTUNE_CONSOLE_ALERTS_URL": procs["alerts"].url,
                 "ATTUNE_CONSOLE_REPORTING_URL": procs["reporting"].url,
                 "ATTUNE_CONSOLE_INTAKE_URL": procs["intake"].url,
+                "ATTUNE_CONSOLE_MEASURES_URL": procs["measures"].url,
             },
             logs / "console-short.log",
             port=free_port(),
@@ -154,7 +163,9 @@ def test_lead_works_an_alert_from_inbox_to_resolution(stack: dict[str, ServicePr
     console, alerts = stack["console"].url, stack["alerts"].url
     north_open = [a for a in _alerts(alerts, "dev-lead-north") if a["status"] == "open"]
     assert north_open, "the scenario leaves an open alert in north-01"
-    target = north_open[0]["alert_id"]
+    # A rupture if there is one: its chart has a trigger and a trough to mark.
+    chosen = next((a for a in north_open if a["rule_id"] == "alliance.rupture"), north_open[0])
+    target = chosen["alert_id"]
 
     ctx = _context(browser)
     problems: list[str] = []
@@ -194,6 +205,15 @@ def test_lead_works_an_alert_from_inbox_to_resolution(stack: dict[str, ServicePr
         work.wait_for_url(f"**/alerts/{target}")
         assert work.get_by_role("heading", name="What fired and why").is_visible()
         assert "version" in work.locator("section[aria-labelledby=why-h]").inner_text()
+        # The client's series, drawn by Chart.js from measures' answer, with the alert's points marked.
+        charts = work.locator("canvas[data-panel]")
+        assert charts.count() >= 1 and work.locator("#series-table tbody tr").count() >= 2
+        assert charts.first.bounding_box()["height"] > 100  # type: ignore[index]
+        marks = " ".join(c.get_attribute("data-marks") or "" for c in charts.all())
+        if chosen["rule_id"] == "alliance.rupture":
+            assert "trigger" in marks and "trough" in marks, marks
+        elif chosen["rule_id"] in ("outcome.deterioration", "safety.phq9-item9"):
+            assert "trigger" in marks, marks
         work.get_by_label("Note (optional)").first.fill("Called the client; next session booked.")
         work.get_by_role("button", name="Acknowledge").click()
         work.wait_for_url(f"**/alerts/{target}?done=acknowledge")
@@ -228,6 +248,20 @@ def test_lead_works_an_alert_from_inbox_to_resolution(stack: dict[str, ServicePr
         assert "Called the client; next session booked." in text and "Client had moved house" in text
         assert _api(alerts, f"/v1/alerts/{target}", "dev-lead-north")["status"] == "resolved"
 
+        # A rupture's chart marks the trigger and the trough (and the repair when there was one); one
+        # the client reported on the PSQ marks the trigger at that session's alliance score.
+        ruptures = [a for a in _alerts(alerts, "dev-lead-north") if a["rule_id"] == "alliance.rupture"]
+        assert any(r["evidence"].get("criterion") in ("strict", "lenient") for r in ruptures), ruptures
+        for rupture in ruptures:
+            work.goto(f"{console}/alerts/{rupture['alert_id']}")
+            marks = (work.locator("canvas#series-alliance").get_attribute("data-marks") or "").split()
+            assert "trigger" in marks, (rupture["evidence"], marks)
+            if rupture["evidence"].get("criterion") != "psq":
+                assert "trough" in marks, (rupture["evidence"], marks)
+            if (rupture["evidence"].get("resolution_evidence") or {}).get("repair_response_id"):
+                assert "repair" in marks, (rupture["evidence"], marks)
+                work.screenshot(path=str(SHOTS / "console-alert-rupture.png"), full_page=True)
+
         # Another clinic's alert by URL: the console's 404 page.
         south = next(a for a in _alerts(alerts, "dev-admin") if a["clinic_id"] == "south-01")
         answer = work.goto(f"{console}/alerts/{south['alert_id']}")
@@ -245,6 +279,68 @@ def test_lead_works_an_alert_from_inbox_to_resolution(stack: dict[str, ServicePr
         assert refused.status == 403 and "not recorded" not in refused.text()
         assert _api(alerts, f"/v1/alerts/{south_lead_open['alert_id']}", "dev-admin")["status"] == "open"
         assert not problems, problems
+    finally:
+        ctx.close()
+
+
+def test_a_new_alert_appears_live(
+    stack: dict[str, ServiceProcess], browser: Any, settings: ServiceSettings
+) -> None:
+    """A lead watches the inbox; the EHR then reports a PHQ-9 with a self-harm answer for a new client
+    of the lead's clinic: the urgent alert appears at the top without a reload, counting down from 1 h."""
+    console = stack["console"].url
+    ctx = _context(browser)
+    try:
+        page = ctx.new_page()
+        _sign_in(page, console, "dev-lead-north")
+        before = set(
+            page.locator("tr[data-alert-id]").evaluate_all("rows => rows.map(r => r.dataset.alertId)")
+        )
+        ehr = Ehr(source="ehr-north")
+        when = datetime.now(UTC) - timedelta(minutes=5)
+        events = [
+            ehr.referred("north-01", "MRN-LIVE-1", when - timedelta(days=1), clinician="c-live"),
+            ehr.questionnaire(
+                "north-01",
+                "MRN-LIVE-1",
+                when,
+                "resp-live-1",
+                "PHQ-9",
+                [1, 1, 1, 1, 1, 1, 1, 1, 2],
+                clinician="c-live",
+            ),
+        ]
+        # Through intake's HTTP ingestion, as an EHR would (the page's own event loop rules out asyncio here).
+        sent = httpx.post(
+            f"{stack['intake'].url}/v1/ehr/events",
+            json={"events": events},
+            headers={"Authorization": "Bearer dev-ehr-north"},
+            timeout=30,
+        )
+        assert sent.status_code == 202 and sent.json()["accepted"] == 2, sent.text
+        # No reload from here on: the page's own polling must bring the row in.
+        page.wait_for_function(
+            """known => [...document.querySelectorAll('tr[data-alert-id]')]
+                .some(r => !known.includes(r.dataset.alertId) && r.textContent.includes('c-live'))""",
+            arg=sorted(before),
+            timeout=60_000,
+        )
+        first = page.locator("table.alerts tbody tr").first
+        assert (
+            "c-live" in first.inner_text() and first.locator(".sev").inner_text().strip().lower() == "urgent"
+        )
+        countdown = first.locator("[data-countdown]").inner_text()
+        assert countdown and "overdue" not in countdown.lower(), countdown
+        # The live region says so, for a screen reader too, and the new row is marked.
+        assert " new, " in page.locator("#live-status").inner_text()
+        assert "fresh" in (first.get_attribute("class") or "")
+        # The clinician link leads to that clinician's caseload, with the new client and its open alert.
+        first.locator("a.clinician-link").click()
+        page.wait_for_url("**/clinicians/c-live?clinic=north-01")
+        caseload = page.locator("table.caseload")
+        assert caseload.locator("tbody tr").count() == 1
+        assert "PHQ-9" in caseload.inner_text()
+        assert page.locator("table.alerts tbody tr").count() == 1
     finally:
         ctx.close()
 
@@ -303,6 +399,35 @@ def test_ops_dashboard_marks_suppressed_cells(stack: dict[str, ServiceProcess], 
         ctx.close()
 
 
+def test_lead_dashboard_has_own_clinicians_only(stack: dict[str, ServiceProcess], browser: Any) -> None:
+    console = stack["console"].url
+    ctx = _context(browser)
+    try:
+        page = ctx.new_page()
+        _sign_in(page, console, "dev-lead-north")
+        page.goto(f"{console}/dashboard")
+        tables = page.locator("table.clinicians")
+        assert [t.get_attribute("data-clinic") for t in tables.all()] == ["north-01"]
+        rows = tables.first.locator("tbody tr")
+        assert rows.count() >= 2
+        # A clinician's row leads to the caseload: clients with their latest alliance and outcome
+        # (the busiest clinician's, for the screenshot).
+        active = [int(t.replace(",", "") or 0) for t in rows.locator("td:nth-child(2)").all_inner_texts()]
+        rows.nth(active.index(max(active))).locator("a").click()
+        page.wait_for_url("**/clinicians/*?clinic=north-01")
+        cases = page.locator("table.caseload tbody tr")
+        assert cases.count() >= 1
+        assert all(
+            t.strip().startswith("north-01") for t in cases.locator("td:nth-child(2)").all_inner_texts()
+        )
+        page.screenshot(path=str(SHOTS / "console-caseload.png"), full_page=True)
+        # Another clinic's clinician: measures' clinic scope, shown as the console's refusal.
+        answer = page.goto(f"{console}/clinicians/c-1?clinic=south-01")
+        assert answer is not None and answer.status == 403
+    finally:
+        ctx.close()
+
+
 def test_idle_session_expires(stack: dict[str, ServiceProcess], browser: Any) -> None:
     console = stack["console-short"].url
     ctx = _context(browser)
@@ -324,10 +449,12 @@ def test_idle_session_expires(stack: dict[str, ServiceProcess], browser: Any) ->
 def test_every_page_passes_axe(stack: dict[str, ServiceProcess], browser: Any) -> None:
     console, alerts = stack["console"].url, stack["alerts"].url
     an_alert = _alerts(alerts, "dev-lead-south")[0]["alert_id"]
+    north_clinician = next(a["clinician_id"] for a in _alerts(alerts, "dev-lead-north") if a["clinician_id"])
     found: dict[str, list[dict[str, Any]]] = {}
     for token, paths in (
         ("dev-lead-south", ["/inbox", "/inbox?status=all", f"/alerts/{an_alert}", "/alerts/no-such-alert"]),
         ("dev-ops", ["/dashboard"]),
+        ("dev-lead-north", ["/dashboard", f"/clinicians/{north_clinician}?clinic=north-01"]),
     ):
         # axe is injected as a script tag, which the console's CSP rightly forbids: this context bypasses it.
         ctx = _context(browser, bypass_csp=True)
@@ -341,4 +468,4 @@ def test_every_page_passes_axe(stack: dict[str, ServiceProcess], browser: Any) -
                 found[f"{token} {path}"] = _axe(page)
         finally:
             ctx.close()
-    assert len(found) == 6 and all(v == [] for v in found.values()), found
+    assert len(found) == 8 and all(v == [] for v in found.values()), found

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from attune_console.dashboard import cell
-from attune_console.present import inbox_order
+from attune_console.present import chart, explain, inbox_order, sla_due
 from attune_console.sessions import SessionStore
 from attune_shared.auth import Principal
 
@@ -47,3 +49,172 @@ def test_a_suppressed_cell_is_never_zero() -> None:
     row = {"improved_share": None, "suppressed_columns": ["improved_share"], "active_clients": 0}
     assert cell(row, "improved_share", "share").text == "suppressed"
     assert cell(row, "active_clients", "count").text == "0"
+
+
+def _point(ref: str, day: int, score: float, **extra: object) -> dict[str, object]:
+    return {"response_id": ref, "session_at": f"2026-03-{day:02d}T09:00:00+00:00", "score": score, **extra}
+
+
+def test_chart_marks_a_ruptures_trigger_trough_and_repair() -> None:
+    series = {
+        "series": [
+            {
+                "instrument": "WAI-SR",
+                "respondent": "client",
+                "kind": "alliance",
+                "score_name": "mean",
+                "higher_is_better": True,
+                "points": [
+                    _point("rs_a", 1, 4.2),
+                    _point("rs_b", 8, 4.1),
+                    _point("rs_t", 15, 3.1),  # trigger
+                    _point("rs_l", 22, 2.8),  # trough (lowest after the trigger)
+                    _point("rs_r", 29, 4.0),  # repair
+                ],
+            },
+            {
+                "instrument": "PSQ",
+                "respondent": "client",
+                "kind": "rupture",
+                "score_name": None,
+                "higher_is_better": None,
+                "points": [_point("rs_p", 15, None)],  # type: ignore[arg-type]
+            },
+            {
+                "instrument": "ORS",
+                "respondent": "client",
+                "kind": "outcome",
+                "score_name": "total",
+                "higher_is_better": True,
+                "points": [_point("rs_o", 1, 20.0), _point("rs_o2", 29, 25.0)],
+            },
+        ]
+    }
+    alert = {
+        "rule_id": "alliance.rupture",
+        "evidence": {"response_id": "rs_t", "trough": 2.8, "repair_response_id": "rs_r"},
+    }
+    got = chart(series, alert)
+    assert set(got["panels"]) == {"alliance", "outcome"}  # PSQ has no score line
+    alliance = got["panels"]["alliance"]
+    assert [(m["mark"], m["y"]) for m in alliance["marks"]] == [
+        ("trigger", 3.1),
+        ("trough", 2.8),
+        ("repair", 4.0),
+    ]
+    assert (alliance["y_min"], alliance["y_max"]) == (1, 5)  # the instrument's whole scale
+    assert got["panels"]["outcome"]["marks"] == []
+    assert [r["mark"] for r in got["rows"] if r["mark"]] == ["Trigger", "Trough", "Repair"]
+    # The PSQ answer is a row of the table (no score to draw).
+    assert len(got["rows"]) == 8 and got["rows"][0]["at"] <= got["rows"][-1]["at"]
+    assert any(r["instrument"] == "PSQ" and r["score"] == "no rupture reported" for r in got["rows"])
+
+
+def test_chart_marks_deteriorations_trigger_and_intake() -> None:
+    series = {
+        "series": [
+            {
+                "instrument": "PHQ-9",
+                "respondent": "client",
+                "kind": "outcome",
+                "score_name": "total",
+                "higher_is_better": False,
+                "points": [
+                    _point("rs_i", 1, 8.0),
+                    _point("rs_x", 29, 16.0, change={"intake_response_id": "rs_i", "change": 8.0}),
+                ],
+            }
+        ]
+    }
+    got = chart(series, {"rule_id": "outcome.deterioration", "evidence": {"response_id": "rs_x"}})
+    assert [m["mark"] for m in got["panels"]["outcome"]["marks"]] == ["intake", "trigger"]
+    assert got["panels"]["outcome"]["y_max"] == 27
+
+
+def test_chart_marks_a_trigger_that_is_also_the_trough() -> None:
+    points = [_point("rs_a", 1, 4.2), _point("rs_t", 8, 2.5), _point("rs_b", 15, 3.0)]
+    series = {
+        "series": [
+            {
+                "instrument": "WAI-SR",
+                "respondent": "client",
+                "kind": "alliance",
+                "score_name": "mean",
+                "points": points,
+            }
+        ]
+    }
+    got = chart(series, {"rule_id": "alliance.rupture", "evidence": {"response_id": "rs_t", "trough": 2.5}})
+    assert [(m["mark"], m["x"][8:10]) for m in got["panels"]["alliance"]["marks"]] == [
+        ("trigger", "08"),
+        ("trough", "08"),
+    ]
+    assert [r["mark"] for r in got["rows"]] == ["", "Trigger, Trough", ""]
+
+
+def test_chart_marks_a_psq_rupture_on_the_same_sessions_alliance_score() -> None:
+    series = {
+        "series": [
+            {
+                "instrument": "WAI-SR",
+                "respondent": "client",
+                "kind": "alliance",
+                "score_name": "mean",
+                "points": [_point("rs_a", 1, 4.2), _point("rs_w", 8, 4.0), _point("rs_b", 15, 4.6)],
+            },
+            {
+                "instrument": "PSQ",
+                "respondent": "client",
+                "kind": "rupture",
+                "score_name": None,
+                "points": [
+                    _point("rs_p", 8, None, scores={"rupture_reported": True, "tension": 5, "resolution": 1})  # type: ignore[arg-type]
+                ],
+            },
+        ]
+    }
+    alert = {
+        "rule_id": "alliance.rupture",
+        "evidence": {
+            "criterion": "psq",
+            "response_id": "rs_p",
+            "resolution_evidence": {"repair_response_id": "rs_b"},
+        },
+    }
+    got = chart(series, alert)
+    assert [(m["mark"], m["y"]) for m in got["panels"]["alliance"]["marks"]] == [
+        ("trigger", 4.0),
+        ("repair", 4.6),
+    ]
+    psq = next(r for r in got["rows"] if r["instrument"] == "PSQ")
+    assert psq["score"] == "rupture reported, tension 5, resolution 1" and psq["mark"] == "Trigger"
+
+
+def test_a_psq_rupture_is_explained_in_its_own_words() -> None:
+    alert = {
+        "rule_id": "alliance.rupture",
+        "evidence": {
+            "criterion": "psq",
+            "instrument": "PSQ",
+            "tension": 5,
+            "resolution": 1,
+            "baseline": 4.375,
+            "thresholds": {"psq_tension_min": 3, "psq_repair_min": 4},
+        },
+    }
+    text = " ".join(explain(alert).sentences)
+    assert "tension 5 of 5 and resolution 1 of 5" in text and "at least 3" in text
+    assert "not recorded" not in text and "standard deviations" not in text
+
+
+def test_the_deadline_is_the_alerts_apis_under_the_clinics_own_sla() -> None:
+    raised = {
+        "status": "open",
+        "severity": "urgent",
+        "raised_at": "2026-01-01T00:00:00Z",
+        "escalation_level": 0,
+    }
+    assert sla_due(raised) == datetime(2026, 1, 1, 1, tzinfo=UTC)  # the default: 1 h
+    clinic = {**raised, "escalation_due_at": "2026-01-01T00:30:00Z"}  # a clinic with a 30-minute SLA
+    assert sla_due(clinic) == datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
+    assert sla_due({**clinic, "status": "acknowledged", "escalation_due_at": None}) is None

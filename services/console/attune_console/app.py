@@ -11,10 +11,11 @@ import contextlib
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -38,6 +39,8 @@ log = get_logger("attune_console")
 HERE = Path(__file__).resolve().parent
 ALERT_ID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
 CLIENT_REF = re.compile(r"^cr_[A-Z2-7]{10,40}$")
+CLINIC_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # reporting's clinic pattern
+EPISODE_REF = re.compile(r"^ep_[A-Z2-7]{10,40}$")
 LEAD_ROLES = frozenset({"lead", "admin"})
 DASHBOARD_ROLES = frozenset({"ops", "lead", "admin"})
 STATUSES = {
@@ -98,6 +101,8 @@ def create_app(
         statuses=STATUSES,
         poll_s=settings.attune_console_poll_s,
     )
+    # A value as one URL path segment ("/" and everything else reserved are escaped).
+    templates.env.filters["segment"] = lambda v: quote(str(v), safe="")
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -323,6 +328,7 @@ def create_app(
         return {
             "clinic": (q.get("clinic") or "")[:64],
             "rule": (q.get("rule") or "")[:64],
+            "clinician": (q.get("clinician") or "").strip()[:64],
             "severity": severity if severity in present.SEVERITY_RANK else "",
             "status": status if status in STATUSES else "active",
             "cursor": (q.get("cursor") or "")[:500],
@@ -343,7 +349,12 @@ def create_app(
 
     async def inbox_data(request: Request, session: Session) -> dict[str, Any]:
         f = inbox_filters(request)
-        base = {"clinic_id": f["clinic"], "rule_id": f["rule"], "severity": f["severity"]}
+        base = {
+            "clinic_id": f["clinic"],
+            "rule_id": f["rule"],
+            "severity": f["severity"],
+            "clinician_id": f["clinician"],
+        }
         next_cursor = None
         try:
             if f["status"] in ("active", "open", "acknowledged"):
@@ -373,6 +384,10 @@ def create_app(
             clinics = sorted(
                 {str(a.get("clinic_id")) for a in items} | ({f["clinic"]} if f["clinic"] else set())
             )
+        clinicians = sorted(
+            {str(a["clinician_id"]) for a in items if a.get("clinician_id")}
+            | ({f["clinician"]} if f["clinician"] else set())
+        )
         signature = hashlib.sha256(
             json.dumps(
                 [
@@ -387,6 +402,7 @@ def create_app(
             "alerts": items,
             "counts": present.counts_by_rule([a for a in items if a.get("status") != "resolved"]),
             "clinics": clinics,
+            "clinicians": clinicians,
             "rules": sorted(present.RULE_NAMES.items()),
             "next_url": f"/inbox?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None,
             "first_url": f"/inbox?{urlencode(query)}" if f["cursor"] else None,
@@ -430,7 +446,10 @@ def create_app(
             raise upstream_refusal(exc, request) from None
         return found
 
-    def alert_page(request: Request, session: Session, alert: dict[str, Any], **extra: Any) -> HTMLResponse:
+    async def alert_page(
+        request: Request, session: Session, alert: dict[str, Any], **extra: Any
+    ) -> HTMLResponse:
+        """The alert page, with the client's series from measures."""
         due = present.sla_due(alert)
         context = {
             "session": session,
@@ -439,15 +458,33 @@ def create_app(
             "timeline": present.timeline(alert),
             "sla_due": due.isoformat() if due else None,
             "done": request.query_params.get("done", ""),
+            "chart": await load_series(session, alert),
             **extra,
         }
         metrics.PAGES.labels("alert", "200").inc()
         return page(request, "alert.html", context)
 
+    async def load_series(session: Session, alert: dict[str, Any]) -> dict[str, Any] | None:
+        """The client's scored series from measures for the chart; None when there is none to draw
+        (no scored questionnaire yet) or measures cannot answer now (the page says so)."""
+        episode = str(alert.get("episode_id"))
+        if not EPISODE_REF.match(episode):
+            return None
+        try:
+            found: dict[str, Any] = await api().get_json(
+                "measures", f"/v1/episodes/{episode}/series", session.bearer
+            )
+        except UpstreamError as exc:
+            if exc.status != 404:
+                log.warning("series_unavailable", api=exc.api, status=exc.status)
+                return {"unavailable": True}
+            return None
+        return present.chart(found, alert)
+
     @app.get("/alerts/{alert_id}", response_class=HTMLResponse)
     async def alert_view(request: Request, alert_id: str) -> Response:
         session = session_of(request, LEAD_ROLES)
-        return alert_page(request, session, await load_alert(request, session, alert_id))
+        return await alert_page(request, session, await load_alert(request, session, alert_id))
 
     async def act(request: Request, alert_id: str, action: str) -> Response:
         session = session_of(request, LEAD_ROLES)
@@ -460,14 +497,16 @@ def create_app(
             resolution = form.get("resolution")
             if resolution not in ("addressed", "false_positive"):
                 alert = await load_alert(request, session, alert_id)
-                return alert_page(request, session, alert, form_error="Choose how the alert was resolved.")
+                return await alert_page(
+                    request, session, alert, form_error="Choose how the alert was resolved."
+                )
             body["resolution"] = resolution
         try:
             await api().call("alerts", "POST", f"/v1/alerts/{alert_id}/{action}", session.bearer, json=body)
         except UpstreamError as exc:
             if exc.status in (409, 422):
                 alert = await load_alert(request, session, alert_id)
-                return alert_page(
+                return await alert_page(
                     request, session, alert, form_error=exc.detail or "That change is not possible now."
                 )
             raise upstream_refusal(exc, request) from None
@@ -491,7 +530,7 @@ def create_app(
         alert = await load_alert(request, session, alert_id)
         reason = " ".join((form.get("reason") or "").split())
         if not 5 <= len(reason) <= 500:
-            return alert_page(
+            return await alert_page(
                 request, session, alert, reveal_error="Say why you need to know, in 5 to 500 characters."
             )
         ref = str(alert.get("client_ref"))
@@ -501,12 +540,60 @@ def create_app(
             identity = await api().get_json("intake", f"/v1/clients/{ref}", session.bearer, reason=reason)
         except UpstreamError as exc:
             if exc.status == 422:
-                return alert_page(
+                return await alert_page(
                     request, session, alert, reveal_error="Say why you need to know, in 5 to 500 characters."
                 )
             raise upstream_refusal(exc, request) from None
         log.info("client_revealed", who=session.principal.name, alert_id=alert_id)
-        return alert_page(request, session, alert, identity=identity)
+        return await alert_page(request, session, alert, identity=identity)
+
+    # ---- one clinician's caseload ----------------------------------------------------------------
+
+    @app.get("/clinicians/{clinician_id}", response_class=HTMLResponse)
+    async def caseload_view(request: Request, clinician_id: str, clinic: str = "") -> Response:
+        """A clinician's clients (latest alliance and outcome, from measures) and open alerts (from
+        alerts), within the person's clinics: both APIs apply the clinic scope themselves."""
+        session = session_of(request, LEAD_ROLES)
+        if (
+            not 1 <= len(clinician_id) <= 64
+            or not clinician_id.isprintable()
+            or (clinic and not CLINIC_ID.match(clinic))
+        ):
+            raise Refused(404, "Not found", "There is nothing here, or it is not in your clinics.")
+        try:
+            caseload = await api().get_json(
+                "measures",
+                f"/v1/clinicians/{quote(clinician_id, safe='')}/caseload",
+                session.bearer,
+                clinic_id=clinic or None,
+            )
+            base = {"clinician_id": clinician_id, "clinic_id": clinic or None}
+            open_alerts = present.inbox_order(
+                [
+                    *await fetch_all(session, {**base, "status": "open"}),
+                    *await fetch_all(session, {**base, "status": "acknowledged"}),
+                ]
+            )
+        except UpstreamError as exc:
+            raise upstream_refusal(exc, request) from None
+        for a in open_alerts:
+            due = present.sla_due(a)
+            a["_sla_due"] = due.isoformat() if due else None
+        by_episode = Counter(str(a.get("episode_id")) for a in open_alerts)
+        metrics.PAGES.labels("caseload", "200").inc()
+        return page(
+            request,
+            "clinician.html",
+            {
+                "session": session,
+                "clinician_id": clinician_id,
+                "clinic": clinic,
+                "caseload": caseload,
+                "alerts": open_alerts,
+                "alerts_by_episode": by_episode,
+                "filters": {"status": "active"},
+            },
+        )
 
     # ---- the operations dashboard ---------------------------------------------------------------
 
@@ -519,10 +606,26 @@ def create_app(
             by_modality = await api().get_json(
                 "reporting", "/v1/reports/network", session.bearer, by="modality"
             )
+            # Leads (and admins) also see each clinic's clinicians: reporting gives per-clinician rows
+            # to those roles only, never to ops.
+            clinician_sections: list[dict[str, Any]] = []
+            if session.principal.role in LEAD_ROLES:
+                for row in dashboard.body_rows(by_clinic.get("rows") or []):
+                    clinic = str(row.get("clinic_id"))
+                    if not CLINIC_ID.match(clinic):
+                        continue
+                    report = await api().get_json(
+                        "reporting", f"/v1/reports/clinics/{clinic}", session.bearer, by="clinician"
+                    )
+                    clinician_sections.append(
+                        {"clinic_id": clinic, "rows": dashboard.body_rows(report.get("rows") or [])}
+                    )
         except UpstreamError as exc:
             raise upstream_refusal(exc, request) from None
         context = {
             "session": session,
+            "clinician_sections": clinician_sections,
+            "clinician_tiles": dashboard.CLINICIAN_TILES,
             "meta": by_clinic,
             "network": dashboard.totals(by_clinic.get("rows") or []),
             "clinic_rows": dashboard.body_rows(by_clinic.get("rows") or []),
@@ -541,15 +644,19 @@ def create_app(
         return page(request, "dashboard.html", context)
 
     @app.get("/dashboard.csv")
-    async def dashboard_csv(request: Request, by: str = "clinic") -> Response:
+    async def dashboard_csv(request: Request, by: str = "clinic", clinic: str = "") -> Response:
         session = session_of(request, DASHBOARD_ROLES)
-        if by not in ("clinic", "month", "modality"):
+        if by in ("clinic", "month", "modality") and not clinic:
+            path, name = "/v1/reports/network", f"attune-network-by-{by}.csv"
+        elif by == "clinician" and CLINIC_ID.match(clinic):
+            path, name = f"/v1/reports/clinics/{clinic}", f"attune-{clinic}-by-clinician.csv"
+        else:
             raise Refused(404, "Not found", "There is no such download.")
         try:
             answer = await api().call(
                 "reporting",
                 "GET",
-                "/v1/reports/network",
+                path,
                 session.bearer,
                 params={"by": by, "format": "csv"},
                 accept="text/csv",
@@ -559,7 +666,7 @@ def create_app(
         return Response(
             answer.content,
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="attune-network-by-{by}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
     return app

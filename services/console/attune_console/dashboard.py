@@ -27,6 +27,17 @@ TREND: list[tuple[str, str, str]] = [
     ("dropout_unilateral_rate", "Dropout (unilateral)", "share"),
     ("alerts_raised", "Alerts raised", "count"),
 ]
+# A lead's per-clinician rows: the figures a lead acts on for one clinician's caseload.
+CLINICIAN_TILES: list[tuple[str, str, str]] = [
+    ("active_clients", "Active clients", "count"),
+    ("attendance_rate", "Attendance", "share"),
+    ("wai_sr_mean", "WAI-SR mean", "mean"),
+    ("srs_total_mean", "SRS mean", "mean"),
+    ("repair_rate", "Repair rate", "share"),
+    ("improved_share", "Reliable improvement", "share"),
+    ("dropout_unilateral_rate", "Dropout (unilateral)", "share"),
+    ("alerts_open", "Open alerts", "count"),
+]
 MODALITIES = {"in_person": "In person", "video": "Telehealth (video)", "phone": "Telehealth (phone)"}
 ALERT_RULES = [
     ("alerts_raised_safety_phq9_item9", "Self-harm item"),

@@ -37,7 +37,10 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def sla_due(alert: dict[str, Any]) -> datetime | None:
-    """When the next escalation falls due (level n at raised_at + n x SLA), for an open alert."""
+    """When the next escalation falls due, for an open alert: the alerts API's `escalation_due_at`
+    (under the clinic's own SLA); without it, level n at raised_at + n x the default SLA."""
+    if "escalation_due_at" in alert:
+        return parse_time(alert.get("escalation_due_at")) if alert.get("status") == "open" else None
     raised = parse_time(alert.get("raised_at"))
     period = SLA.get(str(alert.get("severity")))
     if alert.get("status") != "open" or raised is None or period is None:
@@ -91,7 +94,20 @@ def explain(alert: dict[str, Any]) -> Explanation:
     ev: dict[str, Any] = alert.get("evidence") or {}
     rule = str(alert.get("rule_id"))
     said: list[str] = []
-    if rule == "alliance.rupture":
+    if rule == "alliance.rupture" and ev.get("criterion") == "psq":
+        th = ev.get("thresholds") or ev.get("thresholds_used") or {}
+        said.append(
+            "After the session the client reported a rupture on the post-session questions (PSQ): "
+            f"tension {_num(ev.get('tension'))} of 5 and resolution {_num(ev.get('resolution'))} of 5."
+        )
+        said.append(
+            f"That meets the PSQ criterion: a rupture reported with tension of at least "
+            f"{_num(th.get('psq_tension_min'))}. It counts as repaired when a later PSQ has a resolution of "
+            f"{_num(th.get('psq_repair_min'))} or more, or a later alliance score is back at the baseline."
+        )
+        if ev.get("baseline") is not None:
+            said.append(f"The client's alliance baseline before it was {_num(ev.get('baseline'))}.")
+    elif rule == "alliance.rupture":
         said.append(
             f"The client's {ev.get('instrument', 'alliance')} score fell to {_num(ev.get('score'))}, "
             f"{_num(ev.get('drop_sd'))} standard deviations below their own baseline of "
@@ -174,3 +190,149 @@ def timeline(alert: dict[str, Any]) -> list[Event]:
             Event(str(n.get("at")), f"Note ({action})" if action else "Note", n.get("by"), n.get("note"))
         )
     return sorted(events, key=lambda e: parse_time(e.at) or _EPOCH)
+
+
+# ---- the client's series on an alert page ---------------------------------------------------------
+
+# Each instrument's full scale (contract section 2, clinical-rules.md), so a chart's axis never
+# magnifies a small change: WAI-SR is drawn as its mean, the others as totals.
+SCALES = {"WAI-SR": (1, 5), "SRS": (0, 40), "ORS": (0, 40), "PHQ-9": (0, 27), "GAD-7": (0, 21)}
+MARK_LABELS = {
+    "intake": "First score (intake)",
+    "trigger": "Trigger",
+    "trough": "Trough",
+    "repair": "Repair",
+}
+
+
+def _ids(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, list):
+        return {v for v in value if isinstance(v, str)}
+    return set()
+
+
+def chart(series: dict[str, Any], alert: dict[str, Any]) -> dict[str, Any]:
+    """The episode's series as the alert page draws it: an alliance and an outcome panel, each with a
+    line per instrument, and the points the alert is about marked (trigger, trough, repair; the
+    intake score for deterioration). Pure data; console.js draws it with Chart.js, and the page
+    shows the same points as a table."""
+    ev: dict[str, Any] = alert.get("evidence") or {}
+    _psq_rows: list[dict[str, Any]] = []
+    trigger_ids = (
+        _ids(ev.get("response_id"))
+        | _ids(ev.get("srs_response_id"))
+        | _ids(
+            (ev.get("latest_trigger") or {}).get("response_id")
+            if isinstance(ev.get("latest_trigger"), dict)
+            else None
+        )
+        | _ids(ev.get("trigger_response_ids"))
+    )
+    found = ev.get("resolution_evidence")
+    resolved_by: dict[str, Any] = found if isinstance(found, dict) else {}
+    repair_ids = _ids(ev.get("repair_response_id")) | _ids(resolved_by.get("repair_response_id"))
+    # A rupture the client reported on the PSQ: the PSQ has no score to draw, so the trigger is marked
+    # on the alliance score of the same session (and the PSQ answers are in the table).
+    psq_sessions: set[str] = set()
+    for s in series.get("series") or []:
+        if s.get("kind") == "rupture":
+            for p in s.get("points") or []:
+                if p.get("response_id") in trigger_ids:
+                    psq_sessions.add(str(p.get("session_at")))
+                rows_psq = p.get("scores") or {}
+                _psq_rows.append(
+                    {
+                        "at": p.get("session_at"),
+                        "instrument": str(s.get("instrument")),
+                        "score": _psq_text(rows_psq),
+                        "score_name": None,
+                        "mark": "Trigger" if p.get("response_id") in trigger_ids else "",
+                    }
+                )
+    panels: dict[str, dict[str, Any]] = {
+        "alliance": {"title": "Alliance", "lines": [], "marks": []},
+        "outcome": {"title": "Outcome", "lines": [], "marks": []},
+    }
+    rows: list[dict[str, Any]] = list(_psq_rows)
+    for s in series.get("series") or []:
+        kind = s.get("kind")
+        if kind not in panels or s.get("score_name") is None:
+            continue
+        name = str(s.get("instrument"))
+        label = name if s.get("respondent") == "client" else f"{name} ({s.get('respondent')})"
+        points = [p for p in s.get("points") or [] if isinstance(p.get("score"), int | float)]
+        line = [{"x": p["session_at"], "y": p["score"], "ref": p["response_id"]} for p in points]
+        panels[kind].setdefault("instruments", []).append(name)
+        panels[kind]["lines"].append(
+            {
+                "label": f"{label}, {s.get('score_name')}",
+                "higher_is_better": s.get("higher_is_better"),
+                "points": line,
+            }
+        )
+        marks: dict[str, list[str]] = {}
+        for p in points:
+            if p["response_id"] in trigger_ids or (kind == "alliance" and p["session_at"] in psq_sessions):
+                marks.setdefault(p["response_id"], []).append("trigger")
+            if p["response_id"] in repair_ids:
+                marks.setdefault(p["response_id"], []).append("repair")
+        # The trough: the lowest alliance score from the trigger on (the rule's own trough value when
+        # the evidence names one), for a rupture; it can be the trigger itself.
+        if kind == "alliance" and alert.get("rule_id") == "alliance.rupture" and ev.get("criterion") != "psq":
+            after = [p for p in points if _after_trigger(p, points, trigger_ids)]
+            if after:
+                wanted = ev.get("trough")
+                lowest = min(after, key=lambda p: (p["score"] != wanted, p["score"]))
+                marks.setdefault(lowest["response_id"], []).append("trough")
+        if kind == "outcome" and alert.get("rule_id") == "outcome.deterioration":
+            for p in points:
+                change = p.get("change") or {}
+                if p["response_id"] in trigger_ids and change.get("intake_response_id"):
+                    marks.setdefault(str(change["intake_response_id"]), []).append("intake")
+        for p in points:
+            kinds = sorted(marks.get(p["response_id"], []), key=list(MARK_LABELS).index)
+            for mark in kinds:
+                panels[kind]["marks"].append(
+                    {
+                        "x": p["session_at"],
+                        "y": p["score"],
+                        "mark": mark,
+                        "label": MARK_LABELS[mark],
+                        "line": label,
+                    }
+                )
+            rows.append(
+                {
+                    "at": p["session_at"],
+                    "instrument": label,
+                    "score": p["score"],
+                    "score_name": s.get("score_name"),
+                    "mark": ", ".join(MARK_LABELS[m] for m in kinds),
+                }
+            )
+    rows.sort(key=lambda r: parse_time(r["at"]) or _EPOCH)
+    for panel in panels.values():
+        scales = [SCALES[n] for n in panel.pop("instruments", []) if n in SCALES]
+        if scales:
+            panel["y_min"], panel["y_max"] = min(a for a, _ in scales), max(b for _, b in scales)
+    shown = {k: v for k, v in panels.items() if v["lines"]}
+    return {"panels": shown, "rows": rows}
+
+
+def _after_trigger(p: dict[str, Any], points: list[dict[str, Any]], trigger_ids: set[str]) -> bool:
+    first = next((q for q in points if q["response_id"] in trigger_ids), None)
+    if first is None:
+        return False
+    return (parse_time(p["session_at"]) or _EPOCH) >= (parse_time(first["session_at"]) or _EPOCH)
+
+
+def _psq_text(scores: dict[str, Any]) -> str:
+    """A PSQ answer in words: whether a rupture was reported, tension and resolution (1-5)."""
+    said = ["rupture reported" if scores.get("rupture_reported") else "no rupture reported"]
+    if scores.get("tension") is not None:
+        said.append(f"tension {scores['tension']}")
+    if scores.get("resolution") is not None:
+        said.append(f"resolution {scores['resolution']}")
+    return ", ".join(said)

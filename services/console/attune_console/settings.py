@@ -19,6 +19,7 @@ class ConsoleSettings(ServiceSettings):
     attune_console_alerts_url: str = "http://127.0.0.1:8083"
     attune_console_reporting_url: str = "http://127.0.0.1:8084"
     attune_console_intake_url: str = "http://127.0.0.1:8081"
+    attune_console_measures_url: str = "http://127.0.0.1:8082"
     # A session unused for this long is gone: the next page asks to sign in again.
     attune_console_session_idle_s: float = Field(default=1800.0, gt=0, le=86_400)
     # Sessions are kept in memory; past this many the least recently used is dropped.

@@ -1,4 +1,4 @@
-"""Calls to the alerts, reporting and intake APIs with the signed-in person's own token."""
+"""Calls to the alerts, reporting, intake and measures APIs with the signed-in person's own token."""
 
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ class UpstreamError(Exception):
 
 
 class Upstream:
-    """One HTTP client for the three APIs (connection pooling, timeouts, metrics)."""
+    """One HTTP client for the four APIs (connection pooling, timeouts, metrics)."""
 
     def __init__(self, settings: ConsoleSettings, client: httpx.AsyncClient | None = None) -> None:
         self.bases = {
             "alerts": settings.attune_console_alerts_url.rstrip("/"),
             "reporting": settings.attune_console_reporting_url.rstrip("/"),
             "intake": settings.attune_console_intake_url.rstrip("/"),
+            "measures": settings.attune_console_measures_url.rstrip("/"),
         }
         self._client = client or httpx.AsyncClient(
             timeout=settings.attune_console_upstream_timeout_s, follow_redirects=False

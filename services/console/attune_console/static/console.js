@@ -40,11 +40,17 @@
             var region = document.getElementById("alerts-region");
             var counts = document.getElementById("counts-region");
             var focused = document.activeElement && region.contains(document.activeElement);
+            var known = {};
+            region.querySelectorAll("tr[data-alert-id]").forEach(function (r) { known[r.getAttribute("data-alert-id")] = true; });
             region.innerHTML = data.alerts;
+            var fresh = 0;
+            region.querySelectorAll("tr[data-alert-id]").forEach(function (r) {
+              if (!known[r.getAttribute("data-alert-id")]) { r.classList.add("fresh"); fresh += 1; }
+            });
             counts.innerHTML = data.counts;
             localize(region);
             status.setAttribute("data-signature", data.signature);
-            status.textContent = "Updated " + fmt.format(new Date()) + ": " + data.open + " open alert" + (data.open === 1 ? "" : "s") + ".";
+            status.textContent = "Updated " + fmt.format(new Date()) + ": " + (fresh ? fresh + " new, " : "") + data.open + " open alert" + (data.open === 1 ? "" : "s") + ".";
             if (focused) { region.focus(); }
           }
         })
@@ -95,10 +101,71 @@
     show();
   }
 
+  // The alert page: the client's alliance and outcome series (data from the page's JSON block, which
+  // the CSP allows because it is never executed), with the alert's points marked.
+  var MARK_STYLE = {
+    trigger: { pointStyle: "triangle", color: "#9b1c1c" },
+    trough: { pointStyle: "rectRot", color: "#4a1d96" },
+    repair: { pointStyle: "star", color: "#14532d" },
+    intake: { pointStyle: "rect", color: "#4f5963" }
+  };
+  var LINE_COLORS = ["#0b5cad", "#b45309", "#0f766e", "#6d28d9"];
+
+  function seriesCharts() {
+    var block = document.getElementById("series-data");
+    if (!block) { return; }
+    var note = document.getElementById("series-note");
+    if (typeof window.Chart === "undefined") {
+      document.querySelectorAll(".series-chart").forEach(function (el) { el.hidden = true; });
+      note.textContent = "The chart library is not installed (run make setup); the scores are in the table.";
+      return;
+    }
+    var panels = JSON.parse(block.textContent);
+    var day = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+    document.querySelectorAll("canvas[data-panel]").forEach(function (canvas) {
+      var panel = panels[canvas.getAttribute("data-panel")];
+      if (!panel) { return; }
+      var datasets = panel.lines.map(function (line, i) {
+        var c = LINE_COLORS[i % LINE_COLORS.length];
+        return {
+          type: "line", label: line.label, borderColor: c, backgroundColor: c, pointRadius: 3,
+          data: line.points.map(function (p) { return { x: Date.parse(p.x), y: p.y }; })
+        };
+      });
+      ["trigger", "trough", "repair", "intake"].forEach(function (kind) {
+        var marks = panel.marks.filter(function (m) { return m.mark === kind; });
+        if (!marks.length) { return; }
+        var st = MARK_STYLE[kind];
+        datasets.push({
+          type: "scatter", label: marks[0].label, pointStyle: st.pointStyle, pointRadius: 9, pointHoverRadius: 11,
+          borderColor: st.color, backgroundColor: st.color, showLine: false,
+          data: marks.map(function (m) { return { x: Date.parse(m.x), y: m.y }; })
+        });
+      });
+      canvas.setAttribute("data-marks", panel.marks.map(function (m) { return m.mark; }).join(" "));
+      new window.Chart(canvas, {
+        data: { datasets: datasets },
+        options: {
+          responsive: true, maintainAspectRatio: false, animation: false,
+          plugins: {
+            title: { display: true, text: panel.title },
+            legend: { labels: { usePointStyle: true } },
+            tooltip: { callbacks: { title: function (items) { return items.length ? day.format(new Date(items[0].parsed.x)) : ""; } } }
+          },
+          scales: {
+            x: { type: "linear", ticks: { maxTicksLimit: 6, callback: function (v) { return day.format(new Date(v)); } } },
+            y: { min: panel.y_min, max: panel.y_max }
+          }
+        }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localize(document);
     live();
     trend();
+    seriesCharts();
     window.setInterval(function () {
       document.querySelectorAll("time[data-countdown]").forEach(function (el) { localize(el.parentNode); });
     }, 60000);
