@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
 # Local infrastructure for Attune: a real Apache Kafka broker (KRaft, from Maven Central jars) and
-# FerretDB (a MongoDB-compatible server, embedded in deploy/ferretdb, SQLite files).
+# FerretDB (a MongoDB-compatible server, embedded in deploy/ferretdb) on a local store: SQLite files,
+# or a PostgreSQL 15 cluster of the project's own (Debian's package, data under var/).
 #
-#   deploy/infra.sh setup    fetch the Kafka jars and build FerretDB once (cached in .cache/)
-#   deploy/infra.sh up       start both (idempotent), wait until they answer
-#   deploy/infra.sh down     stop both, leave no process behind
+#   deploy/infra.sh setup    fetch the Kafka jars and build FerretDB once (cached in .cache/), install
+#                            Debian's PostgreSQL 15 when it is missing
+#   deploy/infra.sh up       start them (idempotent), wait until they answer
+#   deploy/infra.sh down     stop them all, leave no process behind
 #   deploy/infra.sh status   say what runs
 #   deploy/infra.sh reset    down, then delete the local data (var/)
-#   deploy/infra.sh stop kafka|ferretdb, start kafka|ferretdb   one component (fault injection)
+#   deploy/infra.sh stop|start|kill kafka|ferretdb|postgres   one component (fault injection); `kill`
+#                            ends it with no clean shutdown (SIGKILL; PostgreSQL's immediate stop)
+#   deploy/infra.sh psql [ARGS]   psql on the local cluster's `ferretdb` database (over its socket)
+#
+# The store: ATTUNE_LOCAL_STORE=sqlite (the default for now) or postgresql. When it is not set, a
+# FerretDB started earlier keeps the store it was started on (var/ferretdb.store, forgotten at
+# `down`): `stop ferretdb` then `start ferretdb` bring back the same store, whatever the caller's
+# environment. On PostgreSQL, event triggers (deploy/postgres/gin-indexes.sql) add the GIN indexes
+# FerretDB's filter pushdown can use; the SQLite store has the `_id` indexer of deploy/ferretdb.
+# The cluster: ATTUNE_PG_PORT (default 55432, on 127.0.0.1), ATTUNE_PG_SYNC=on for
+# synchronous_commit (off by default: MongoDB's default write concern does not wait for the journal
+# either), ATTUNE_PG_BIN (default Debian's /usr/lib/postgresql/15/bin).
 #
 # When KAFKA_BOOTSTRAP_SERVERS or MONGODB_URI point anywhere but the local defaults, the matching
 # local server is neither started nor stopped: that is how Attune runs against production clusters.
@@ -18,12 +31,19 @@ CACHE="$ROOT/.cache"
 RUN="${ATTUNE_RUN_DIR:-$ROOT/var}"
 KAFKA_LIBS="$CACHE/kafka/libs"
 FERRET_BIN="$CACHE/bin/attune-ferretdb"
-KAFKA_PORT=9092
-CONTROLLER_PORT=9093
-MONGO_PORT=27017
+# Other ports (ATTUNE_KAFKA_PORT, ATTUNE_CONTROLLER_PORT, ATTUNE_MONGO_PORT, with ATTUNE_RUN_DIR and
+# KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI to match) run a second local stack beside the default one.
+KAFKA_PORT="${ATTUNE_KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${ATTUNE_CONTROLLER_PORT:-9093}"
+MONGO_PORT="${ATTUNE_MONGO_PORT:-27017}"
 KAFKA_HEAP="${ATTUNE_KAFKA_HEAP:-768m}"
 LOCAL_KAFKA="127.0.0.1:$KAFKA_PORT"
 LOCAL_MONGO="mongodb://127.0.0.1:$MONGO_PORT"
+PG_BIN="${ATTUNE_PG_BIN:-/usr/lib/postgresql/15/bin}"
+PG_PORT="${ATTUNE_PG_PORT:-55432}"
+PG_DATA="$RUN/pg-data"   # also the folder of its Unix socket, which only its owner (and root) may use
+PG_DB=ferretdb           # the PostgreSQL database FerretDB keeps its schemas (MongoDB databases) in
+STORE_FILE="$RUN/ferretdb.store"
 
 say() { printf '[infra] %s\n' "$*"; }
 die() { printf '[infra] error: %s\n' "$*" >&2; exit 1; }
@@ -35,6 +55,36 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2"; }
+
+# The store FerretDB runs on, in STORE: ATTUNE_LOCAL_STORE, else the one it was last started on
+# (until `down`), else sqlite.
+resolve_store() {
+  STORE=${ATTUNE_LOCAL_STORE:-}
+  if [[ -z "$STORE" && -f "$STORE_FILE" ]]; then STORE=$(cat "$STORE_FILE"); fi
+  STORE=${STORE:-sqlite}
+  [[ "$STORE" == sqlite || "$STORE" == postgresql ]] || die "ATTUNE_LOCAL_STORE must be sqlite or postgresql, not '$STORE'"
+}
+
+# PostgreSQL's programs refuse to run as root: as root they run as the `postgres` user (from /, a
+# folder it may enter), otherwise as the current user, who then owns the cluster.
+as_pg() {
+  if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+# The pid of the cluster's postmaster while it runs (PostgreSQL's own postmaster.pid says which).
+pg_pid() {
+  local pid
+  pid=$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null) || return 1
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
+}
+
+# The pid of a running component (nothing, and false, when it is not running).
+running_pid() {
+  case $1 in
+    postgres) pg_pid ;;
+    *) pid_alive "$RUN/$1.pid" && cat "$RUN/$1.pid" ;;
+  esac
+}
 
 setup_kafka() {
   if [[ -f "$KAFKA_LIBS/.complete" && "$KAFKA_LIBS/.complete" -nt "$ROOT/deploy/kafka/pom.xml" ]]; then
@@ -63,6 +113,35 @@ setup_ferretdb() {
   say "ferretdb: built $FERRET_BIN"
 }
 
+setup_postgres() {
+  if [[ -x "$PG_BIN/initdb" && -x "$PG_BIN/pg_ctl" && -x "$PG_BIN/psql" ]]; then
+    say "postgres: installed ($PG_BIN)"; return
+  fi
+  [[ -z "${ATTUNE_PG_BIN:-}" ]] || die "no initdb, pg_ctl and psql in ATTUNE_PG_BIN=$PG_BIN"
+  command -v apt-get >/dev/null 2>&1 || die "PostgreSQL 15 is not installed ($PG_BIN): install it, or set ATTUNE_PG_BIN"
+  local sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "PostgreSQL 15 is not installed: run as root (or install sudo) so apt-get can install it"
+    sudo="sudo"
+  fi
+  # The package creates a cluster of its own (/var/lib/postgresql/15/main) and would start it on
+  # 5432; Attune does not use it, so policy-rc.d keeps it from starting during the install.
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\n# temporary: deploy/infra.sh setup\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 0755 "$policy"; made_policy=1
+  fi
+  say "postgres: apt-get install postgresql (Debian's PostgreSQL 15) ..."
+  local ok=0
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+    || ok=$?
+  if [[ $made_policy -eq 1 ]]; then $sudo rm -f "$policy"; fi
+  [[ $ok -eq 0 ]] || die "apt-get install postgresql failed"
+  [[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL installed, but not version 15 in $PG_BIN: set ATTUNE_PG_BIN to its bin folder"
+  say "postgres: installed ($("$PG_BIN/postgres" --version))"
+}
+
 start_kafka() {
   local pidf="$RUN/kafka.pid" data="$RUN/kafka-data" logs="$RUN/log/kafka"
   if pid_alive "$pidf"; then say "kafka: already running (pid $(cat "$pidf"))"; return; fi
@@ -89,18 +168,116 @@ start_kafka() {
   echo $! > "$pidf"
 }
 
+# The cluster's settings, written at every start (so the environment decides them each time) into
+# attune.conf, which the cluster's postgresql.conf includes.
+pg_settings() {
+  cat <<EOF
+# Written by deploy/infra.sh at every start: edits here are lost.
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_DATA'
+unix_socket_permissions = 0700
+# off: a commit returns before its WAL is flushed, so a crash of PostgreSQL or of the machine can
+# lose the last few hundred milliseconds of commits (never tear one, never corrupt), as MongoDB's
+# default write concern (journal flushed every 100 ms) can
+synchronous_commit = $1
+# FerretDB sends the field of each pushed-down equality as a parameter (_jsonb -> \$1 @> \$2) of a
+# cached prepared statement; only a custom plan sees 'field' and can use the GIN index on
+# (_jsonb -> 'field'), a generic plan would read the whole table
+plan_cache_mode = force_custom_plan
+# JIT compilation costs more than it saves on the short queries of a local store
+jit = off
+EOF
+}
+
+init_postgres() {
+  local logs=$1
+  say "postgres: creating the cluster in $PG_DATA"
+  mkdir -p "$PG_DATA"
+  if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$PG_DATA"; fi
+  chmod 0700 "$PG_DATA"
+  as_pg test -w "$PG_DATA" \
+    || die "the postgres user cannot write $PG_DATA (is a parent folder closed to it?); set ATTUNE_RUN_DIR to a folder it can reach"
+  # superuser `postgres` (FerretDB's user; event triggers need a superuser), trusted on the socket
+  # only: TCP logins need a password, and none is set
+  as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --encoding=UTF8 --locale=C \
+      --auth-local=trust --auth-host=scram-sha-256 > "$logs/initdb.log" 2>&1 \
+    || { cat "$logs/initdb.log" >&2; rm -rf "$PG_DATA"; die "initdb failed"; }
+  echo "include 'attune.conf'" | as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null
+}
+
+# psql on the local cluster, over its socket, as its superuser; stops at the first error.
+pg_psql() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -h "$PG_DATA" -p "$PG_PORT" -U postgres "$@"; }
+
+start_postgres() {
+  local logs="$RUN/log/postgres" sync=${ATTUNE_PG_SYNC:-off} pid
+  if pid=$(pg_pid); then say "postgres: already running (pid $pid)"; echo "$pid" > "$RUN/postgres.pid"; return; fi
+  [[ "$sync" == on || "$sync" == off ]] || die "ATTUNE_PG_SYNC must be on or off, not '$sync'"
+  if port_open "$PG_PORT"; then
+    die "port $PG_PORT is taken by a process this script did not start; stop it, or set ATTUNE_PG_PORT to a free port"
+  fi
+  [[ -x "$PG_BIN/pg_ctl" ]] || die "PostgreSQL 15 missing ($PG_BIN): run 'make setup' first"
+  local sock="$PG_DATA/.s.PGSQL.$PG_PORT"
+  (( ${#sock} < 108 )) || die "the socket path $sock is too long for a Unix socket: set ATTUNE_RUN_DIR to a shorter folder"
+  mkdir -p "$logs"
+  if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$logs"; fi
+  [[ -f "$PG_DATA/PG_VERSION" ]] || init_postgres "$logs"
+  pg_settings "$sync" | as_pg tee "$PG_DATA/attune.conf" >/dev/null
+  say "postgres: starting on 127.0.0.1:$PG_PORT (synchronous_commit $sync, data $PG_DATA)"
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$logs/postgres.log" -w -t 60 start > /dev/null \
+    || { tail -n 20 "$logs/postgres.log" >&2; die "postgres did not start"; }
+  pg_pid > "$RUN/postgres.pid"
+  # FerretDB's database, and the event triggers that keep its GIN indexes (loaded at every start:
+  # the file is idempotent, and catches up on tables made before it)
+  if [[ -z $(pg_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'") ]]; then
+    pg_psql -d postgres -qc "CREATE DATABASE $PG_DB"
+  fi
+  local added
+  added=$(pg_psql -d "$PG_DB" -1 -qAt -f "$ROOT/deploy/postgres/gin-indexes.sql") \
+    || die "loading deploy/postgres/gin-indexes.sql failed"
+  [[ "$added" == 0 ]] || say "postgres: added $added missing GIN indexes"
+}
+
+# mode: fast (clean: ends the sessions, checkpoints) or immediate (a crash: no checkpoint, every
+# process exits at once, the next start recovers from the WAL)
+stop_postgres() {
+  local mode=${1:-fast} pid
+  if ! pid=$(pg_pid); then rm -f "$RUN/postgres.pid"; say "postgres: not running"; return; fi
+  say "postgres: stopping (pid $pid, $mode shutdown)"
+  if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m "$mode" -w -t 60 stop > /dev/null; then
+    say "postgres: did not stop in 60 s, immediate shutdown"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w -t 30 stop > /dev/null || true
+  fi
+  rm -f "$RUN/postgres.pid"
+}
+
 start_ferretdb() {
-  local pidf="$RUN/ferretdb.pid" logs="$RUN/log/ferretdb"
-  if pid_alive "$pidf"; then say "ferretdb: already running (pid $(cat "$pidf"))"; return; fi
+  local pidf="$RUN/ferretdb.pid" logs="$RUN/log/ferretdb" pid
+  resolve_store
+  if pid=$(running_pid ferretdb); then
+    local running; running=$(cat "$STORE_FILE" 2>/dev/null || echo sqlite)
+    [[ "$running" == "$STORE" ]] \
+      || die "ferretdb runs on the $running store (pid $pid), not $STORE: run 'deploy/infra.sh down' first"
+    say "ferretdb: already running (pid $pid, $running store)"; return
+  fi
   if port_open $MONGO_PORT; then
     die "port $MONGO_PORT is taken by a process this script did not start; stop it, or point MONGODB_URI at it"
   fi
   [[ -x "$FERRET_BIN" ]] || die "ferretdb binary missing: run 'make setup' first"
-  mkdir -p "$RUN/ferretdb-data" "$logs"
-  say "ferretdb: starting on $LOCAL_MONGO (data $RUN/ferretdb-data)"
+  local store_flags
+  if [[ "$STORE" == postgresql ]]; then
+    start_postgres
+    store_flags=(--handler postgresql --postgresql-url "postgres://postgres@/$PG_DB?host=${PG_DATA// /%20}&port=$PG_PORT")
+  else
+    mkdir -p "$RUN/ferretdb-data"
+    store_flags=(--handler sqlite --data "$RUN/ferretdb-data")
+  fi
+  mkdir -p "$logs"
+  echo "$STORE" > "$STORE_FILE"
+  say "ferretdb: starting on $LOCAL_MONGO ($STORE store)"
   # ATTUNE_FERRETDB_FLAGS: extra flags, e.g. "-pprof 127.0.0.1:6060" to profile the store
   # shellcheck disable=SC2086
-  setsid nohup "$FERRET_BIN" --listen "127.0.0.1:$MONGO_PORT" --data "$RUN/ferretdb-data" ${ATTUNE_FERRETDB_FLAGS:-} \
+  setsid nohup "$FERRET_BIN" --listen "127.0.0.1:$MONGO_PORT" "${store_flags[@]}" ${ATTUNE_FERRETDB_FLAGS:-} \
       > "$logs/stdout.log" 2>&1 < /dev/null &
   echo $! > "$pidf"
 }
@@ -112,7 +289,7 @@ wait_ready() {
   mongo_is_local && args+=(--mongo "$LOCAL_MONGO")
   [[ ${#args[@]} -eq 0 ]] && return
   if ! "$ROOT/.venv/bin/python" "$ROOT/deploy/wait_ready.py" "${args[@]}" --timeout "${ATTUNE_READY_TIMEOUT:-90}"; then
-    for f in "$RUN/log/kafka/stdout.log" "$RUN/log/ferretdb/stdout.log"; do
+    for f in "$RUN/log/kafka/stdout.log" "$RUN/log/ferretdb/stdout.log" "$RUN/log/postgres/postgres.log"; do
       [[ -f "$f" ]] && { echo "--- last lines of $f" >&2; tail -n 20 "$f" >&2; }
     done
     die "infrastructure did not become ready"
@@ -130,36 +307,75 @@ stop_one() {
   rm -f "$pidf"
 }
 
+# A crash: SIGKILL, then wait until the process is gone. PostgreSQL: its immediate shutdown (a
+# SIGKILL of the postmaster alone would leave its sessions running a while).
+kill_one() {
+  local name=$1 pidf="$RUN/$1.pid"
+  if [[ "$name" == postgres ]]; then stop_postgres immediate; return; fi
+  if ! pid_alive "$pidf"; then rm -f "$pidf"; say "$name: not running"; return; fi
+  local pid; pid=$(cat "$pidf")
+  say "$name: killing (pid $pid)"
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$pidf"
+}
+
 cmd=${1:-}
 case "$cmd" in
-  setup) setup_kafka; setup_ferretdb ;;
+  setup) setup_kafka; setup_ferretdb; setup_postgres ;;
   up)
     mkdir -p "$RUN"
     if kafka_is_local; then setup_kafka; start_kafka; else say "kafka: using $KAFKA_BOOTSTRAP_SERVERS (nothing started)"; fi
-    if mongo_is_local; then setup_ferretdb; start_ferretdb; else say "mongodb: using the configured MONGODB_URI (nothing started)"; fi
+    if mongo_is_local; then
+      setup_ferretdb; resolve_store
+      if [[ "$STORE" == postgresql ]]; then setup_postgres; fi
+      start_ferretdb
+    else
+      say "mongodb: using the configured MONGODB_URI (nothing started)"
+    fi
     wait_ready
     "$ROOT/.venv/bin/python" -m attune_shared.kafka_admin ensure-topics
     ;;
   down)
     kafka_is_local && stop_one kafka
-    mongo_is_local && stop_one ferretdb
+    if mongo_is_local; then
+      stop_one ferretdb     # before its store, so it never sees the store go away
+      stop_postgres
+      rm -f "$STORE_FILE"   # the next `up` starts the store ATTUNE_LOCAL_STORE names, or the default
+    fi
     true ;;
   start)
     # One local component only (the fault-injection tests restart the broker or the store alone).
+    # `start ferretdb` starts the PostgreSQL cluster too when its store needs it and it is stopped.
     case "${2:-}" in
       kafka) start_kafka; "$ROOT/.venv/bin/python" "$ROOT/deploy/wait_ready.py" --kafka "$LOCAL_KAFKA" --timeout "${ATTUNE_READY_TIMEOUT:-90}" ;;
       ferretdb) start_ferretdb; "$ROOT/.venv/bin/python" "$ROOT/deploy/wait_ready.py" --mongo "$LOCAL_MONGO" --timeout "${ATTUNE_READY_TIMEOUT:-90}" ;;
-      *) echo "usage: $0 start kafka|ferretdb" >&2; exit 2 ;;
+      postgres) mkdir -p "$RUN"; start_postgres ;;   # pg_ctl -w has waited until it accepts connections
+      *) echo "usage: $0 start kafka|ferretdb|postgres" >&2; exit 2 ;;
     esac ;;
   stop)
     case "${2:-}" in
       kafka|ferretdb) stop_one "$2" ;;
-      *) echo "usage: $0 stop kafka|ferretdb" >&2; exit 2 ;;
+      postgres) stop_postgres ;;
+      *) echo "usage: $0 stop kafka|ferretdb|postgres" >&2; exit 2 ;;
+    esac ;;
+  kill)
+    case "${2:-}" in
+      kafka|ferretdb|postgres) kill_one "$2" ;;
+      *) echo "usage: $0 kill kafka|ferretdb|postgres" >&2; exit 2 ;;
     esac ;;
   status)
-    for n in kafka ferretdb; do
-      if pid_alive "$RUN/$n.pid"; then say "$n: running (pid $(cat "$RUN/$n.pid"))"; else say "$n: stopped"; fi
+    for n in kafka ferretdb postgres; do
+      if pid=$(running_pid $n); then
+        detail=""
+        [[ $n == ferretdb ]] && detail=", $(cat "$STORE_FILE" 2>/dev/null || echo sqlite) store"
+        [[ $n == postgres ]] && detail=", 127.0.0.1:$PG_PORT"
+        say "$n: running (pid $pid$detail)"
+      else
+        say "$n: stopped"
+      fi
     done ;;
+  psql) shift; pg_psql -d "$PG_DB" "$@" ;;
   reset) "$0" down; rm -rf "$RUN"; say "local data removed ($RUN)" ;;
-  *) echo "usage: $0 setup|up|down|status|reset|start kafka|ferretdb|stop kafka|ferretdb" >&2; exit 2 ;;
+  *) echo "usage: $0 setup|up|down|status|reset|psql [ARGS]|start|stop|kill kafka|ferretdb|postgres" >&2; exit 2 ;;
 esac
