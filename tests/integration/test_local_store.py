@@ -1,0 +1,282 @@
+"""The local store serves FerretDB's pushed-down filters from indexes (issue 15).
+
+FerretDB 1.24 on PostgreSQL pushes every top-level equality of a filter down to SQL as
+`_jsonb -> 'field' @> value` (internal/backends/postgresql/query.go) and indexes collections with
+btree indexes that `@>` cannot use. deploy/postgres/gin-indexes.sql adds, through event triggers, a
+GIN index (jsonb_path_ops) on exactly that expression for `_id` and for every field of every index,
+when FerretDB creates the table or the index. These tests make collections and indexes through
+PyMongo, then read PostgreSQL's catalog, plans and statistics through `deploy/infra.sh psql` (the
+project's own cluster, over its socket).
+
+The running store is asked of the server, never assumed: FerretDB's start-up warnings name its
+backend. When ATTUNE_LOCAL_STORE names a store, a server on any other store fails the run. On the
+SQLite store only a lone `_id` is pushed down, served by deploy/ferretdb/idindex.go's index: that is
+what the first test checks there, and the PostgreSQL-only tests say why they are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_DIR = Path(os.environ.get("ATTUNE_RUN_DIR", ROOT / "var"))
+
+
+@pytest.fixture(scope="module")
+async def store(mongo: AsyncMongoClient[dict[str, Any]]) -> str:
+    """The store behind the server: 'postgresql', 'sqlite' (FerretDB's backends) or 'mongodb'."""
+    info = await mongo.admin.command("buildInfo")
+    if "ferretdbVersion" not in info:
+        running = "mongodb"
+    else:
+        # FerretDB learns its backend's name when it first opens a database: open one
+        probe = f"test_store_{uuid.uuid4().hex[:8]}"
+        await mongo[probe]["probe"].insert_one({})
+        await mongo.drop_database(probe)
+        warnings = (await mongo.admin.command({"getLog": "startupWarnings"}))["log"]
+        text = " ".join(json.loads(w)["msg"] for w in warnings)
+        found = re.search(r"Powered by FerretDB \S+ and (PostgreSQL|SQLite)", text)
+        assert found, f"FerretDB did not name its backend: {text!r}"
+        running = found.group(1).lower()
+    asked = os.environ.get("ATTUNE_LOCAL_STORE")
+    if asked and running != asked:
+        pytest.fail(f"ATTUNE_LOCAL_STORE={asked}, but the server runs on {running}", pytrace=False)
+    return running
+
+
+def needs_postgresql(store: str) -> None:
+    if store != "postgresql":
+        pytest.skip(
+            f"the store is {store}, not FerretDB on PostgreSQL (ATTUNE_LOCAL_STORE=postgresql make up "
+            "runs these): these GIN indexes exist only there"
+        )
+
+
+def psql(sql: str) -> list[list[str]]:
+    """Rows of one statement on the local cluster's `ferretdb` database (psql over its socket)."""
+    done = subprocess.run(
+        [str(ROOT / "deploy" / "infra.sh"), "psql", "-qAt", "-F", "\t", "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"psql failed ({done.returncode}): {done.stderr.strip()}"
+    return [line.split("\t") for line in done.stdout.splitlines() if line]
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def table_of(db: AsyncDatabase[dict[str, Any]], collection: str) -> str:
+    """The PostgreSQL table FerretDB keeps a collection in (its schema is the database's name)."""
+    rows = psql(
+        f"SELECT _jsonb ->> 'table' FROM {ident(db.name)}._ferretdb_database_metadata "
+        f"WHERE _jsonb ->> '_id' = {literal(collection)}"
+    )
+    assert rows, f"no table for {db.name}.{collection}"
+    return rows[0][0]
+
+
+def gin_indexes(schema: str, table: str) -> dict[str, str]:
+    """Field -> name of the table's GIN indexes, each checked to be exactly on the pushdown's
+    expression `_jsonb -> 'field'`, with jsonb_path_ops; a field indexed twice fails."""
+    found: dict[str, str] = {}
+    for name, definition in psql(
+        f"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = {literal(schema)} "
+        f"AND tablename = {literal(table)} AND indexdef LIKE '% USING gin %' ORDER BY indexname"
+    ):
+        shape = re.search(
+            r"USING gin \(\(\(_jsonb -> '((?:[^']|'')*)'::text\)\) jsonb_path_ops\)$", definition
+        )
+        assert shape, f"a GIN index not on a pushdown expression: {definition}"
+        field = shape.group(1).replace("''", "'")
+        assert field not in found, f"two GIN indexes on {field!r}: {found[field]}, {name}"
+        found[field] = name
+    return found
+
+
+def idx_scans(schema: str, names: list[str]) -> dict[str, int]:
+    rows = psql(
+        "SELECT indexrelname, idx_scan FROM pg_stat_user_indexes "
+        f"WHERE schemaname = {literal(schema)} AND indexrelname IN ({', '.join(map(literal, names))})"
+    )
+    return {name: int(n) for name, n in rows}
+
+
+async def wait_for_scans(
+    db: AsyncDatabase[dict[str, Any]], names: list[str], done: Callable[[dict[str, int]], bool]
+) -> dict[str, int]:
+    """Poll the indexes' scan counters until done(counters); returns the last counters.
+
+    A PostgreSQL session reports its statistics at the end of a transaction at most once a second,
+    else when it has been idle for 10 s: reading another collection now and then (which scans none
+    of these indexes) makes FerretDB's sessions report sooner."""
+    await db["elsewhere"].insert_one({})
+    seen: dict[str, int] = {}
+    for _ in range(60):
+        seen = idx_scans(db.name, names)
+        if done(seen):
+            break
+        await asyncio.sleep(0.5)
+        await asyncio.gather(*(db["elsewhere"].count_documents({}) for _ in range(8)))
+    return seen
+
+
+def ferretdb_statement(schema: str, table: str) -> str:
+    """The query FerretDB last sent for this table (the last statement of its session, which
+    pg_stat_activity keeps while the session idles), checked to be the pushdown's shape."""
+    rows = psql(
+        "SELECT query FROM pg_stat_activity WHERE application_name = 'FerretDB' "
+        f"AND query LIKE {literal('%FROM ' + ident(schema) + '.' + ident(table) + ' WHERE %')} "
+        "ORDER BY query_start DESC LIMIT 1"
+    )
+    assert rows, "FerretDB's statement is not among its sessions' last ones"
+    query = rows[0][0].strip()
+    assert re.search(r"WHERE _jsonb->\$1 @> \$2( AND _jsonb->\$3 @> \$4)*$", query), query
+    return query
+
+
+async def test_id_lookups_are_served_by_an_index(store: str, fresh_db: AsyncDatabase[dict[str, Any]]) -> None:
+    """Whatever the local store, find and update by `_id` read an index, not the collection."""
+    coll = fresh_db["lookups"]
+    await coll.insert_many([{"_id": f"d{i}", "version": 1} for i in range(200)])
+    if store == "mongodb":
+        return  # MongoDB indexes `_id` itself
+    if store == "sqlite":
+        data = RUN_DIR / "ferretdb-data" / f"{fresh_db.name}.sqlite"
+        plan: list[str] = []
+        for _ in range(40):  # the indexer looks every 250 ms
+            with contextlib.closing(sqlite3.connect(f"file:{data}?mode=ro", uri=True)) as db:
+                (table,) = db.execute(
+                    "SELECT table_name FROM _ferretdb_collections WHERE name = 'lookups'"
+                ).fetchone()
+                plan = [
+                    str(r[-1])
+                    for r in db.execute(
+                        f"EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM {ident(table)} "
+                        "WHERE _ferretdb_sjson->'$._id' = '\"d1\"'"
+                    )
+                ]
+            if any(f"USING INDEX {table}_attune_id" in p for p in plan):
+                return
+            await asyncio.sleep(0.25)
+        pytest.fail(f"an _id lookup on SQLite reads no index: {plan}")
+
+    schema, table = fresh_db.name, table_of(fresh_db, "lookups")
+    gins = gin_indexes(schema, table)
+    assert set(gins) == {"_id"}, gins  # once, although CREATE TABLE and FerretDB's `_id_` both asked
+    before = idx_scans(schema, [gins["_id"]])[gins["_id"]]
+    assert await coll.find_one({"_id": "d7"}) == {"_id": "d7", "version": 1}
+    result = await coll.update_one({"_id": "d7", "version": 1}, {"$set": {"version": 2}})
+    assert result.modified_count == 1
+    after = await wait_for_scans(fresh_db, [gins["_id"]], lambda seen: seen[gins["_id"]] >= before + 2)
+    assert after[gins["_id"]] >= before + 2, (before, after)
+
+
+async def test_every_indexed_field_gets_a_gin_index_created_and_dropped_with_its_index(
+    store: str, fresh_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    needs_postgresql(store)
+    coll = fresh_db["alerts"]
+    await coll.create_index([("clinic_id", ASCENDING), ("status", ASCENDING)], name="inbox")
+    await coll.create_index([("source", ASCENDING), ("event_id", ASCENDING)], unique=True, name="uniq")
+    await coll.create_index([("status", ASCENDING)], name="by_status")  # a field already covered
+    await coll.create_index([("context.ward", ASCENDING)], name="nested")  # dotted: never pushed down
+    schema, table = fresh_db.name, table_of(fresh_db, "alerts")
+    assert set(gin_indexes(schema, table)) == {"_id", "clinic_id", "status", "source", "event_id"}
+
+    await coll.drop_index("uniq")  # its fields lose their GIN indexes; `status` keeps one (by_status)
+    assert set(gin_indexes(schema, table)) == {"_id", "clinic_id", "status"}
+    await coll.drop_index("inbox")
+    assert set(gin_indexes(schema, table)) == {"_id", "status"}
+
+    # a collection made by its first insert gets its `_id` index too, as does one made explicitly
+    await fresh_db["implicit"].insert_one({"_id": "x"})
+    await fresh_db.create_collection("explicit")
+    assert set(gin_indexes(schema, table_of(fresh_db, "implicit"))) == {"_id"}
+    assert set(gin_indexes(schema, table_of(fresh_db, "explicit"))) == {"_id"}
+
+    await coll.drop()
+    assert (
+        psql(f"SELECT 1 FROM pg_tables WHERE schemaname = {literal(schema)} AND tablename = {literal(table)}")
+        == []
+    )
+
+
+async def test_pushed_down_equality_filters_use_the_gin_indexes(
+    store: str, fresh_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    """The plans of the SQL FerretDB sends for `{_id}` and `{clinic_id, status}` read the GIN
+    indexes, and a find through PyMongo does read them (their scan counters go up)."""
+    needs_postgresql(store)
+    coll = fresh_db["inbox"]
+    await coll.create_index([("clinic_id", ASCENDING), ("status", ASCENDING)], name="inbox")
+    statuses = ["open", "acknowledged", "resolved", "closed"]
+    docs = [
+        {"_id": f"a{i}", "clinic_id": f"c{i % 40}", "status": statuses[i // 40 % 4], "version": 1}
+        for i in range(4000)
+    ]
+    for start in range(0, len(docs), 500):
+        await coll.insert_many(docs[start : start + 500])
+    schema, table = fresh_db.name, table_of(fresh_db, "inbox")
+    psql(f"ANALYZE {ident(schema)}.{ident(table)}")
+    gins = gin_indexes(schema, table)
+    assert set(gins) == {"_id", "clinic_id", "status"}
+
+    before = idx_scans(schema, list(gins.values()))
+    assert await coll.find_one({"_id": "a123"}) is not None
+    by_id = ferretdb_statement(schema, table)
+    inbox = await coll.find({"clinic_id": "c3", "status": "open"}).to_list()
+    by_two = ferretdb_statement(schema, table)
+    assert sorted(d["_id"] for d in inbox) == sorted(
+        str(d["_id"]) for d in docs if d["clinic_id"] == "c3" and d["status"] == "open"
+    )
+    assert len(inbox) == 25
+
+    # The statements exactly as FerretDB sent them: the keys are parameters ($1, $3), the values
+    # jsonb ($2, $4). The cluster plans each execution with its parameters (plan_cache_mode), so the
+    # plan of EXECUTE is the plan FerretDB's statement got.
+    for query, types, args, wanted in [
+        (by_id, "text, jsonb", "'_id', '\"a123\"'", {gins["_id"]}),
+        (
+            by_two,
+            "text, jsonb, text, jsonb",
+            "'clinic_id', '\"c3\"', 'status', '\"open\"'",
+            {gins["clinic_id"], gins["status"]},
+        ),
+    ]:
+        plan = "\n".join(
+            r[0]
+            for r in psql(
+                f"PREPARE attune_probe({types}) AS {query}; EXPLAIN (COSTS OFF) EXECUTE attune_probe({args})"
+            )
+        )
+        assert "Seq Scan" not in plan, plan
+        assert any(name in plan for name in wanted), plan
+
+    def went_up(seen: dict[str, int]) -> bool:
+        return seen[gins["_id"]] > before[gins["_id"]] and any(
+            seen[gins[f]] > before[gins[f]] for f in ("clinic_id", "status")
+        )
+
+    after = await wait_for_scans(fresh_db, list(gins.values()), went_up)
+    assert went_up(after), (before, after)
