@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +25,9 @@ class ServiceSettings(BaseSettings):
     """Configuration shared by all four services; each service subclasses it."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, frozen=True)
+    # Whether the service makes or checks pseudonyms (production refuses it a development key); the
+    # console does neither, so it need not be given the key at all.
+    needs_pseudonym_key: ClassVar[bool] = True
 
     service_name: str = "attune"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -68,7 +71,7 @@ class ServiceSettings(BaseSettings):
             return self
         problems = []
         key = self.attune_pseudonym_key.get_secret_value()
-        if key == DEV_PSEUDONYM_KEY or len(key) < 32:
+        if self.needs_pseudonym_key and (key == DEV_PSEUDONYM_KEY or len(key) < 32):
             problems.append(
                 "ATTUNE_PSEUDONYM_KEY must be set to a secret of at least 32 characters "
                 "(the development key is refused in production)"

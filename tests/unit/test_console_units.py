@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
 
 from attune_console.dashboard import cell
 from attune_console.present import chart, explain, inbox_order, sla_due
 from attune_console.sessions import SessionStore
+from attune_console.settings import ConsoleSettings
 from attune_shared.auth import Principal
+from attune_shared.settings import ServiceSettings
 
 LEAD = Principal("lead-north", "lead", frozenset({"north-01"}))
 
@@ -218,3 +224,12 @@ def test_the_deadline_is_the_alerts_apis_under_the_clinics_own_sla() -> None:
     clinic = {**raised, "escalation_due_at": "2026-01-01T00:30:00Z"}  # a clinic with a 30-minute SLA
     assert sla_due(clinic) == datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
     assert sla_due({**clinic, "status": "acknowledged", "escalation_due_at": None}) is None
+
+
+def test_production_console_needs_no_pseudonym_key(tmp_path: Path) -> None:
+    """The browser-facing process is never given the key; every other service still must be."""
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('{"tokens": []}')
+    ConsoleSettings(attune_env="production", attune_tokens_file=tokens)
+    with pytest.raises(ValidationError, match="ATTUNE_PSEUDONYM_KEY"):
+        ServiceSettings(attune_env="production", attune_tokens_file=tokens)

@@ -31,7 +31,7 @@ from attune_console.upstream import Upstream, UpstreamError
 from attune_shared.auth import TokenStore
 from attune_shared.http import SecurityHeaders
 from attune_shared.logging import configure_logging, get_logger
-from attune_shared.metrics import render
+from attune_shared.metrics import READY, render
 from attune_shared.runtime import serve
 from attune_shared.settings import load_settings
 
@@ -240,9 +240,15 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks = await api().ready()
-        ok = all(checks.values())
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        """Ready once started (tokens loaded, HTTP client up). An API that does not answer is reported
+        here and on its gauge but does not make the console unready: its pages say which service
+        did not answer, and sign-in and the other pages keep working (no cascade to a 503 everywhere)."""
+        ok = "auth" in state and "api" in state
+        checks = await api().ready() if ok else {}
+        for name, up in checks.items():
+            metrics.API_UP.labels(name).set(1 if up else 0)
+        READY.set(1 if ok else 0)
+        return JSONResponse({"ready": ok, "apis": checks}, status_code=200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:

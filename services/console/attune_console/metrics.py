@@ -18,3 +18,6 @@ SIGN_INS = Counter("attune_console_sign_ins_total", "Sign-in attempts by outcome
 CSRF_REFUSED = Counter(
     "attune_console_csrf_refused_total", "Form posts refused for a missing or wrong CSRF token."
 )
+API_UP = Gauge(
+    "attune_console_api_up", "1 when the API answered its /readyz at the last readiness check.", ["api"]
+)

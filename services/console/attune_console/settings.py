@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -13,6 +14,8 @@ ASSETS_DIR = Path(__file__).resolve().parents[1] / "node_modules"
 
 class ConsoleSettings(ServiceSettings):
     """Configuration of the console (it owns no clinical data: no Kafka topics, no database)."""
+
+    needs_pseudonym_key: ClassVar[bool] = False  # it never makes or reads a pseudonym's key
 
     service_name: str = "console"
     attune_http_port: int = Field(default=8085, ge=0, le=65535)

@@ -344,8 +344,8 @@ def test_console_deployment_runs_once_without_kafka_or_mongodb(
         if "configMapKeyRef" in e.get("valueFrom", {})
     }
     assert cm_keys == {"attune-config"}
-    # the production check (attune_shared.settings) needs the pseudonym key even here
-    assert resolved["ATTUNE_PSEUDONYM_KEY"] == ("secret", "attune-secrets", "pseudonym-key")
+    # the browser-facing process is never given the pseudonym key (it needs none)
+    assert "ATTUNE_PSEUDONYM_KEY" not in resolved
 
 
 def test_console_urls_name_the_api_services_in_kubernetes(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
