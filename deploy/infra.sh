@@ -248,6 +248,8 @@ stop_postgres() {
     say "postgres: did not stop in 60 s, immediate shutdown"
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w -t 30 stop > /dev/null || true
   fi
+  # pg_ctl returns when the postmaster has exited; wait until it is reaped too (a few seconds at most)
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$RUN/postgres.pid"
 }
 
