@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from attune_console.dashboard import cell
-from attune_console.present import chart, explain, inbox_order, sla_due
+from attune_console.present import chart, explain, inbox_order, score, sla_due
 from attune_console.sessions import SessionStore
 from attune_console.settings import ConsoleSettings
 from attune_shared.auth import Principal
@@ -233,3 +233,14 @@ def test_production_console_needs_no_pseudonym_key(tmp_path: Path) -> None:
     ConsoleSettings(attune_env="production", attune_tokens_file=tokens)
     with pytest.raises(ValidationError, match="ATTUNE_PSEUDONYM_KEY"):
         ServiceSettings(attune_env="production", attune_tokens_file=tokens)
+
+
+def test_scores_read_as_people_write_them() -> None:
+    assert [score(v) for v in (4.083333333, 15.0, 3.5, 0, None, "rupture reported")] == [
+        "4.08",
+        "15",
+        "3.5",
+        "0",
+        "",
+        "rupture reported",
+    ]

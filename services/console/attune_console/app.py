@@ -103,6 +103,7 @@ def create_app(
     )
     # A value as one URL path segment ("/" and everything else reserved are escaped).
     templates.env.filters["segment"] = lambda v: quote(str(v), safe="")
+    templates.env.filters["score"] = present.score
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager

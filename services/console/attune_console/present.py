@@ -336,3 +336,10 @@ def _psq_text(scores: dict[str, Any]) -> str:
     if scores.get("resolution") is not None:
         said.append(f"resolution {scores['resolution']}")
     return ", ".join(said)
+
+
+def score(value: Any) -> str:
+    """A score as people read it: at most two decimals, no trailing zeros (4.08, 15, 3.5)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    return f"{value:.2f}".rstrip("0").rstrip(".")
