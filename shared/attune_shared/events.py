@@ -499,6 +499,18 @@ class DeadLetterError(Frozen):
     details: list[dict[str, JsonValue]] = []
 
 
+def raw_text(raw: bytes) -> tuple[str, Literal["base64"] | None]:
+    """A record's bytes as a dead letter keeps them: the text when they are UTF-8 without NUL
+    characters, else base64 (`raw_encoding` says which). NUL is excluded because no text column can
+    hold it in PostgreSQL (the local store), and an operator reads such bytes better as base64."""
+    if b"\x00" not in raw:
+        try:
+            return raw.decode("utf-8"), None
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(raw).decode("ascii"), "base64"
+
+
 class DeadLetter(Frozen):
     """A rejected inbound record, kept with its raw value so an operator can re-drive it."""
 
@@ -525,12 +537,8 @@ class DeadLetter(Frozen):
         *,
         dlq_id: str | None = None,
     ) -> DeadLetter:
-        """Build a dead letter; raw bytes that are not UTF-8 are kept as base64."""
-        try:
-            text = raw.decode("utf-8")
-            encoding: Literal["base64"] | None = None
-        except UnicodeDecodeError:
-            text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+        """Build a dead letter; raw bytes that are not UTF-8 text are kept as base64 (see raw_text)."""
+        text, encoding = raw_text(raw)
         if dlq_id is None:
             # Derived, so re-consuming the same Kafka record dead-letters it under the same id.
             if origin.partition is not None:

@@ -6,7 +6,6 @@ the codes differ. Responses carry no PHI, so keeping the raw text is safe.
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from attune_shared.events import (
     ResponseSubmitted,
     Uuid,
     parse_internal,
+    raw_text,
 )
 from attune_shared.ids import derived_id
 
@@ -109,12 +109,7 @@ def dead_letter(
     value: bytes | None, origin: DeadLetterOrigin, rejected: Rejected, received_at: datetime
 ) -> MeasuresDeadLetter:
     """The dead letter of a rejected record; its id is derived from the record's position (replay-safe)."""
-    raw = value or b""
-    encoding: Literal["base64"] | None = None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+    text, encoding = raw_text(value or b"")
     dlq_id = derived_id("measures.dlq", origin.topic, str(origin.partition), str(origin.offset))
     return MeasuresDeadLetter(
         dlq_id=dlq_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,3 +121,6 @@ def test_unscorable_and_the_dead_letter_shape() -> None:
     assert letter.dlq_id == again.dlq_id  # derived from the record's position: a replay keeps it
     text = dead_letter(b"oops", origin, Rejected("invalid_json", "nope"), now)
     assert (text.raw, text.raw_encoding, text.error.code) == ("oops", None, "invalid_json")
+    # A NUL is UTF-8 but no store text column takes it (PostgreSQL): kept as base64, bytes intact.
+    nul = dead_letter(b"\x00garbage", origin, Rejected("invalid_json", "nope"), now)
+    assert nul.raw_encoding == "base64" and base64.b64decode(nul.raw) == b"\x00garbage"
