@@ -1,30 +1,36 @@
-"""MongoDB helpers that work on MongoDB and on FerretDB alike (see architecture.md)."""
+"""MongoDB helpers for the services' store adapters: idempotent inserts and writes by `_id`.
+
+Written for MongoDB; the local stand-in's limits are compensated in attune_shared.standin alone.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from pymongo import AsyncMongoClient, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
-from pymongo.results import BulkWriteResult
 
 from attune_shared.settings import ServiceSettings
+from attune_shared.standin import BulkCounts, bulk_write, find_in, replace_newer
 
 DUPLICATE_KEY = 11000
-# How many single-document operations one batch helper keeps in flight on FerretDB.
-POINT_CONCURRENCY = 32
-# Statements per update/replace/delete command. FerretDB 1.24 on SQLite keeps each statement's
-# query open until the command ends and its pool holds 100 connections per database, so one
-# command with 100 matching statements waits for itself for ever (and wedges the database).
-# Commands of at most BULK_CHUNK statements, sent one after another, stay far below that.
-BULK_CHUNK = 25
-
-T = TypeVar("T")
-_POINT_LOOKUPS: dict[int, bool] = {}
+__all__ = [
+    "DUPLICATE_KEY",
+    "BulkCounts",
+    "bulk_write",
+    "delete_by_ids",
+    "find_by_ids",
+    "find_in",
+    "insert_clashing",
+    "insert_new",
+    "make_client",
+    "replace_by_ids",
+    "replace_newer",
+    "replace_versioned",
+    "update_by_ids",
+]
 
 
 def make_client(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
@@ -80,35 +86,10 @@ async def insert_clashing(
         return sorted(int(e["index"]) for e in errors)
 
 
-# ------------------------------------------------------------------ lookups by _id
+# ------------------------------------------------------------------ by _id
 #
-# On MongoDB, `{"_id": {"$in": ids}}` is one indexed query. FerretDB 1.x (the local store) pushes
-# down to its storage only a filter holding a lone `_id` equality; anything else, `$in` included,
-# reads and decodes the whole collection, so the cost of a batch lookup grows with the collection.
-# So reads use `$in` on MongoDB and concurrent single-`_id` lookups on FerretDB (the store the
-# project starts indexes those: deploy/ferretdb/idindex.go), and writes are bulks of single-`_id`
-# operations, one round trip on both. They are for hot paths; admin queries may use `$in`.
-
-
-async def point_lookups(collection: AsyncCollection[dict[str, Any]]) -> bool:
-    """Whether this collection's server is FerretDB (so single-`_id` operations beat `$in`)."""
-    client = collection.database.client
-    key = id(client)
-    if key not in _POINT_LOOKUPS:
-        info = await client.admin.command("buildInfo")
-        _POINT_LOOKUPS[key] = "ferretdbVersion" in info
-    return _POINT_LOOKUPS[key]
-
-
-async def _bounded(call: Callable[[Any], Awaitable[T]], items: Iterable[Any]) -> list[T]:
-    """call(item) for every item, at most POINT_CONCURRENCY at a time, results in order."""
-    gate = asyncio.Semaphore(POINT_CONCURRENCY)
-
-    async def run(item: Any) -> T:
-        async with gate:
-            return await call(item)
-
-    return list(await asyncio.gather(*(run(i) for i in items)))
+# Idiomatic MongoDB; what the local stand-in cannot do (`$in`, big bulks) is compensated inside
+# attune_shared.standin, the one place that knows which store it talks to.
 
 
 async def find_by_ids(
@@ -116,42 +97,8 @@ async def find_by_ids(
     ids: Iterable[Any],
     projection: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """The stored documents among these `_id`s (absent ones are simply missing)."""
-    wanted = list(dict.fromkeys(ids))
-    if not wanted:
-        return []
-    if not await point_lookups(collection):
-        return await collection.find({"_id": {"$in": wanted}}, projection).to_list()
-
-    async def one(i: Any) -> dict[str, Any] | None:
-        return await collection.find_one({"_id": i}, projection)
-
-    docs = await _bounded(one, wanted)
-    return [d for d in docs if d is not None]
-
-
-@dataclass(frozen=True, slots=True)
-class BulkCounts:
-    """What a chunked bulk write did, summed over its commands."""
-
-    matched: int = 0
-    modified: int = 0
-    upserted: int = 0
-
-
-async def bulk_write(
-    collection: AsyncCollection[dict[str, Any]], ops: Sequence[DeleteOne | ReplaceOne[Any] | UpdateOne]
-) -> BulkCounts:
-    """An unordered bulk write sent as commands of at most BULK_CHUNK statements (see BULK_CHUNK)."""
-    matched = modified = upserted = 0
-    for start in range(0, len(ops), BULK_CHUNK):
-        result: BulkWriteResult = await collection.bulk_write(
-            list(ops[start : start + BULK_CHUNK]), ordered=False
-        )
-        matched += result.matched_count
-        modified += result.modified_count
-        upserted += result.upserted_count
-    return BulkCounts(matched, modified, upserted)
+    """The stored documents among these `_id`s (absent ones are simply missing): `{_id: {$in: ids}}`."""
+    return await find_in(collection, "_id", ids, projection)
 
 
 async def delete_by_ids(collection: AsyncCollection[dict[str, Any]], ids: Iterable[Any]) -> None:
@@ -181,21 +128,11 @@ async def replace_versioned(
 ) -> int:
     """Replace each document whose stored `version` is still the expected one; returns how many were.
 
-    `items` are (new document, the `version` it was read at). On MongoDB the check is in the
-    filter, so it is atomic. FerretDB cannot push a two-field filter down (each such replace would
-    read the whole collection) and does not apply an update atomically anyway, so there the
-    versions are read by `_id` first and the matching documents replaced by `_id`: the same check,
-    with the window FerretDB has in any case. Single writers per key come from Kafka's partition
+    `items` are (new document, the `version` it was read at); the check is in the filter
+    (`{_id, version}`), atomic on MongoDB. Single writers per key come from Kafka's partition
     ownership; this check catches the rest (a zombie consumer, a sweep racing the consumer).
     """
     if not items:
         return 0
-    if not await point_lookups(collection):
-        ops = [ReplaceOne({"_id": doc["_id"], "version": version}, doc) for doc, version in items]
-        return (await bulk_write(collection, ops)).matched
-    found = await find_by_ids(collection, [doc["_id"] for doc, _ in items], {"version": 1})
-    stored = {d["_id"]: d.get("version") for d in found}
-    fresh = [doc for doc, version in items if stored.get(doc["_id"]) == version]
-    if fresh:
-        await bulk_write(collection, [ReplaceOne({"_id": doc["_id"]}, doc) for doc in fresh])
-    return len(fresh)
+    ops = [ReplaceOne({"_id": doc["_id"], "version": version}, doc) for doc, version in items]
+    return (await bulk_write(collection, ops)).matched

@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from attune_shared import standin
 from attune_shared.auth import RoleCheck, TokenStore
 from attune_shared.http import (
     BODY_METHODS,
@@ -120,6 +121,13 @@ def build_app(
         else:
             service.client = make_client(settings)
             service.db = service.client[settings.database_name]
+        # The store is asked once what it is (MongoDB, or the local stand-in): attune_shared.standin
+        # takes its compensating paths from that, and nothing else branches on the store.
+        db = service.db
+        profile = await retry_transient(
+            "store_detect", lambda: standin.detect(db.client), stopping=lambda: service.stopping
+        )
+        log.info("store_detected", store=profile.name)
         if on_start is not None:
             await retry_transient("startup", lambda: on_start(service), stopping=lambda: service.stopping)
         await retry_transient("topics", lambda: require_topics(settings), stopping=lambda: service.stopping)

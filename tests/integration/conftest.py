@@ -6,6 +6,9 @@ claims were checked against the real broker and store.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -111,3 +114,25 @@ class Namespace:
 
     def db(self, service: str) -> str:
         return f"{self.prefix}attune_{service}"
+
+
+@pytest.fixture(scope="session")
+async def store(mongo: AsyncMongoClient[dict[str, Any]]) -> str:
+    """The store behind the server: 'postgresql', 'sqlite' (FerretDB's backends) or 'mongodb'."""
+    info = await mongo.admin.command("buildInfo")
+    if "ferretdbVersion" not in info:
+        running = "mongodb"
+    else:
+        # FerretDB learns its backend's name when it first opens a database: open one
+        probe = f"test_store_{uuid.uuid4().hex[:8]}"
+        await mongo[probe]["probe"].insert_one({})
+        await mongo.drop_database(probe)
+        warnings = (await mongo.admin.command({"getLog": "startupWarnings"}))["log"]
+        text = " ".join(json.loads(w)["msg"] for w in warnings)
+        found = re.search(r"Powered by FerretDB \S+ and (PostgreSQL|SQLite)", text)
+        assert found, f"FerretDB did not name its backend: {text!r}"
+        running = found.group(1).lower()
+    asked = os.environ.get("ATTUNE_LOCAL_STORE")
+    if asked and running != asked:
+        pytest.fail(f"ATTUNE_LOCAL_STORE={asked}, but the server runs on {running}", pytrace=False)
+    return running

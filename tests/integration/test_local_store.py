@@ -18,44 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import sqlite3
 import subprocess
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = Path(os.environ.get("ATTUNE_RUN_DIR", ROOT / "var"))
-
-
-@pytest.fixture(scope="module")
-async def store(mongo: AsyncMongoClient[dict[str, Any]]) -> str:
-    """The store behind the server: 'postgresql', 'sqlite' (FerretDB's backends) or 'mongodb'."""
-    info = await mongo.admin.command("buildInfo")
-    if "ferretdbVersion" not in info:
-        running = "mongodb"
-    else:
-        # FerretDB learns its backend's name when it first opens a database: open one
-        probe = f"test_store_{uuid.uuid4().hex[:8]}"
-        await mongo[probe]["probe"].insert_one({})
-        await mongo.drop_database(probe)
-        warnings = (await mongo.admin.command({"getLog": "startupWarnings"}))["log"]
-        text = " ".join(json.loads(w)["msg"] for w in warnings)
-        found = re.search(r"Powered by FerretDB \S+ and (PostgreSQL|SQLite)", text)
-        assert found, f"FerretDB did not name its backend: {text!r}"
-        running = found.group(1).lower()
-    asked = os.environ.get("ATTUNE_LOCAL_STORE")
-    if asked and running != asked:
-        pytest.fail(f"ATTUNE_LOCAL_STORE={asked}, but the server runs on {running}", pytrace=False)
-    return running
 
 
 def needs_postgresql(store: str) -> None:

@@ -1,8 +1,10 @@
-"""The `_id`-only store helpers on the real store the project starts (FerretDB locally).
+"""The store helpers (attune_shared.mongo) and the stand-in seam (attune_shared.standin) on the real
+store the project starts (FerretDB locally).
 
-They exist because FerretDB serves only a lone `_id` equality from an index, and because one of its
-update commands with 100 matching statements deadlocks its SQLite connection pool; these tests
-would hang (and fail on the socket timeout) without the chunking.
+The seam's MongoDB path runs here too, on the stand-in (which answers `$in` and range filters
+correctly, only slowly), so the code production runs is run by a test. One bulk command with 100
+matching statements deadlocks the stand-in's connection pool; the bulk test would hang (and fail
+on its timeout) without the seam's chunking.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_shared import mongo as m
+from attune_shared import standin
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +32,7 @@ async def test_bulk_helpers_over_many_documents_keep_the_store_answering(
 ) -> None:
     async def exercise() -> None:
         coll = fresh_db["many"]
-        n = 4 * m.BULK_CHUNK + 7  # several commands, and well past FerretDB's 100-statement deadlock
+        n = 4 * standin.BULK_CHUNK + 7  # several commands, and well past FerretDB's 100-statement deadlock
         await coll.insert_many([{"_id": f"d{i}", "version": 1, "v": 0} for i in range(n)])
 
         await m.update_by_ids(coll, [f"d{i}" for i in range(n)], {"$set": {"v": 1}})
@@ -97,26 +102,26 @@ def _data_file(db: AsyncDatabase[dict[str, Any]]) -> Path:
 
 
 async def test_the_embedded_store_indexes_what_its_id_lookups_query(
-    fresh_db: AsyncDatabase[dict[str, Any]],
+    fresh_db: AsyncDatabase[dict[str, Any]], store: str
 ) -> None:
     """deploy/ferretdb/idindex.go adds an index on the exact expression FerretDB's _id pushdown uses."""
+    if store != "sqlite":
+        pytest.skip(f"the _id indexer serves the SQLite store only (this one: {store})")
     coll = fresh_db["indexed"]
     await coll.insert_one({"_id": "a"})
-    if not await m.point_lookups(coll):
-        return  # a real MongoDB indexes _id itself
     used, plan = await _plan_uses_the_index(_data_file(fresh_db), "indexed")
     assert used, plan
 
 
 async def test_the_indexer_follows_new_collections_and_a_recreated_database(
-    fresh_db: AsyncDatabase[dict[str, Any]], mongo: Any
+    fresh_db: AsyncDatabase[dict[str, Any]], mongo: Any, store: str
 ) -> None:
     """It looks at quiet files less often: a collection added later to a file it already indexed, and
     a database dropped and created again under the same name, still get the index (and the store
     keeps working: a connection held across the drop would break the new database's log)."""
+    if store != "sqlite":
+        pytest.skip(f"the _id indexer serves the SQLite store only (this one: {store})")
     await fresh_db["first"].insert_one({"_id": "a"})
-    if not await m.point_lookups(fresh_db["first"]):
-        return
     assert (await _plan_uses_the_index(_data_file(fresh_db), "first"))[0]
     await asyncio.sleep(0.6)  # a pass or two with an unchanged schema
     await fresh_db["second"].insert_one({"_id": "a"})
@@ -128,3 +133,42 @@ async def test_the_indexer_follows_new_collections_and_a_recreated_database(
     await fresh_db["third"].insert_one({"_id": "a"})
     used, plan = await _plan_uses_the_index(_data_file(fresh_db), "third")
     assert used, plan
+
+
+@pytest.fixture(params=["mongodb", "standin"])
+async def profile(request: pytest.FixtureRequest, mongo: Any) -> AsyncIterator[standin.StoreProfile]:
+    """Each of the seam's two paths in turn: MongoDB's and the stand-in's."""
+    chosen = standin.MONGODB if request.param == "mongodb" else standin.STANDIN
+    await standin.detect(mongo)
+    saved = standin._PROFILES[id(mongo)]
+    standin._PROFILES[id(mongo)] = chosen
+    try:
+        yield chosen
+    finally:
+        standin._PROFILES[id(mongo)] = saved
+
+
+async def test_the_seam_answers_the_same_on_both_paths(
+    fresh_db: AsyncDatabase[dict[str, Any]], profile: standin.StoreProfile
+) -> None:
+    coll = fresh_db["seam"]
+    await coll.create_index("group")
+    await coll.insert_many([{"_id": f"k{i}", "group": f"g{i % 4}", "sequence": i} for i in range(20)])
+    found = await standin.find_in(coll, "group", ["g1", "g3", "g1", "none"], {"_id": 1})
+    assert sorted(d["_id"] for d in found) == sorted(f"k{i}" for i in range(20) if i % 4 in (1, 3))
+    assert await standin.find_in(coll, "_id", []) == []
+    # Forward only: k5 (stored 5) moves to 9, k6 (stored 6) is not moved back to 2, a new one is inserted.
+    docs = [{"_id": "k5", "sequence": 9}, {"_id": "k6", "sequence": 2}, {"_id": "new", "sequence": 1}]
+    await standin.replace_newer(coll, docs, "sequence")
+    stored = {d["_id"]: d["sequence"] for d in await m.find_by_ids(coll, ["k5", "k6", "new"])}
+    assert stored == {"k5": 9, "k6": 6, "new": 1}
+    # Under the stand-in's limit, so that MongoDB's one-command bulk does not wedge it.
+    counts = await standin.bulk_write(
+        coll, [UpdateOne({"_id": f"k{i}"}, {"$set": {"x": 1}}) for i in range(10)]
+    )
+    assert (counts.matched, counts.modified) == (10, 10)
+    assert await standin.bulk_write(coll, []) == standin.BulkCounts()
+    assert (
+        await m.replace_versioned(coll, [({"_id": "k1", "version": 2}, 0), ({"_id": "k2", "version": 1}, 1)])
+        == 0
+    )

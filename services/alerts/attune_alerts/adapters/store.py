@@ -23,8 +23,6 @@ clock is a lower bound of the stored one; it is exact while the partition stays 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,10 +39,10 @@ from attune_shared.events import Alert, AlertEvent
 from attune_shared.mongo import (
     bulk_write,
     find_by_ids,
+    find_in,
     insert_clashing,
     insert_new,
-    point_lookups,
-    replace_by_ids,
+    replace_newer,
     replace_versioned,
     update_by_ids,
 )
@@ -322,22 +320,8 @@ class AlertsStore:
             return {}
         docs = {d["_id"]: stored_from_doc(d) for d in await find_by_ids(self.alerts, ids)}
         newest: dict[str, int] = {}
-        if await point_lookups(self.changes):
-            # Sequences are claimed one after another, so the changes past the projection are found
-            # by probing `<alert_id>:<next sequence>` (usually one missing lookup) instead of a
-            # query the embedded store would answer by reading every change.
-            probe = {aid: docs[aid].sequence if aid in docs else 0 for aid in ids}
-            while probe:
-                found = await find_by_ids(
-                    self.changes,
-                    [f"{aid}:{seq + 1:08d}" for aid, seq in probe.items()],
-                    {"alert_id": 1, "seq": 1},
-                )
-                probe = {d["alert_id"]: int(d["seq"]) for d in found}
-                newest.update(probe)
-        else:
-            async for d in self.changes.find({"alert_id": {"$in": ids}}, {"alert_id": 1, "seq": 1}):
-                newest[d["alert_id"]] = max(newest.get(d["alert_id"], 0), int(d["seq"]))
+        for d in await find_in(self.changes, "alert_id", ids, {"alert_id": 1, "seq": 1}):
+            newest[d["alert_id"]] = max(newest.get(d["alert_id"], 0), int(d["seq"]))
         ahead = [
             f"{aid}:{seq:08d}" for aid, seq in newest.items() if aid not in docs or docs[aid].sequence < seq
         ]
@@ -384,8 +368,7 @@ class AlertsStore:
         ids = list(dict.fromkeys(origin_event_ids))
         if not ids:
             return {}
-        cursor = self.changes.find({"origin_event_id": {"$in": ids}})
-        return {d["cause_key"]: _record(d) async for d in cursor}
+        return {d["cause_key"]: _record(d) for d in await find_in(self.changes, "origin_event_id", ids)}
 
     async def record_by_cause(self, *, cause_key: str) -> ChangeRecord | None:
         """The change recorded for this cause, if any."""
@@ -421,24 +404,8 @@ class AlertsStore:
                 newest[s.alert_id] = s
         if not newest:
             return
-        if await point_lookups(self.alerts):
-            # FerretDB: a filter beyond `_id` reads the whole collection; compare sequences first.
-            stored = {
-                d["_id"]: int(d["sequence"])
-                for d in await find_by_ids(self.alerts, list(newest), {"sequence": 1})
-            }
-            ahead = [s for aid, s in newest.items() if stored.get(aid, -1) < s.sequence]
-            await replace_by_ids(self.alerts, [alert_doc(s) for s in ahead])
-            return
-        # One call per alert: the filter holds the forward-only check, atomically.
-        await asyncio.gather(*(self._project_one(s) for s in newest.values()))
-
-    async def _project_one(self, s: StoredAlert) -> None:
-        # A duplicate key: the stored alert is already at this sequence or newer.
-        with contextlib.suppress(DuplicateKeyError):
-            await self.alerts.replace_one(
-                {"_id": s.alert_id, "sequence": {"$lt": s.sequence}}, alert_doc(s), upsert=True
-            )
+        # Forward only: a stored alert at this sequence or past it is left as it is.
+        await replace_newer(self.alerts, [alert_doc(s) for s in newest.values()], "sequence")
 
     async def get_alert(self, *, alert_id: str) -> StoredAlert | None:
         """One alert's projected state."""
