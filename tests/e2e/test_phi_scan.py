@@ -3,9 +3,13 @@
 A simulated network whose EHR builds its ids from the MRN (`APT-MRN100075-001`, `QR-MRN100043-0008`,
 as real EHRs often do) runs through the four services. Then everything that lies beyond intake is
 read: every topic but the inbound one and its dead letters, every collection of every database but
-intake's, every log line of every service (intake's included: logs leave the PHI zone), every API
-answer a lead or an ops token gets, and every service's /metrics. No MRN and no identifier the EHR
-made (event, appointment and response ids) may appear anywhere.
+intake's (the audit trails of alerts and measures among them), every log line of every service
+(intake's included: logs leave the PHI zone), every API answer a lead or an ops token gets from alerts
+and reporting, every answer of measures' read API (each clinician's caseload and the series of every
+episode a caseload or an alert names, asked by each lead, an admin and ops), and every service's
+/metrics. No MRN and no identifier the EHR made (event, appointment and response ids) may appear
+anywhere. The scan shows it can fail: a known MRN or EHR id put into the measures answers and audit
+rows it read is found.
 """
 
 from __future__ import annotations
@@ -37,19 +41,26 @@ from tests.support.procs import start_stack, stop_stack
 TOKEN = re.compile(r"[A-Za-z0-9_.:\-]+")
 PART = re.compile(r"[A-Za-z0-9]+")
 LEADS_AND_OPS = ("dev-lead-north", "dev-lead-south", "dev-ops")
+# measures' API is for leads and admins: an admin sees every clinic, so every episode; ops is refused.
+MEASURES_READERS = ("dev-lead-north", "dev-lead-south", "dev-admin", "dev-ops")
+
+
+def _sent(records: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """The records the EHR sent that are JSON objects (the simulator sends a few malformed ones too)."""
+    for rec in records:
+        try:
+            doc = json.loads(rec.value)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            yield doc
 
 
 def ehr_identifiers(records: Iterable[Any]) -> tuple[set[str], set[str]]:
     """The MRNs and the EHR-made ids (event, appointment, response) in the records the EHR sent."""
     mrns: set[str] = set()
     ids: set[str] = set()
-    for rec in records:
-        try:
-            doc = json.loads(rec.value)
-        except ValueError:
-            continue
-        if not isinstance(doc, dict):
-            continue
+    for doc in _sent(records):
         if isinstance(doc.get("event_id"), str):
             ids.add(doc["event_id"])
         payload = doc.get("payload")
@@ -60,6 +71,16 @@ def ehr_identifiers(records: Iterable[Any]) -> tuple[set[str], set[str]]:
                 if isinstance(payload.get(field), str):
                     ids.add(payload[field])
     return mrns, ids
+
+
+def clinicians(records: Iterable[Any]) -> set[str]:
+    """Every clinician the EHR named (staff ids, which pass beyond intake)."""
+    out: set[str] = set()
+    for doc in _sent(records):
+        payload = doc.get("payload")
+        if isinstance(payload, dict) and isinstance(payload.get("clinician_id"), str):
+            out.add(payload["clinician_id"])
+    return out
 
 
 class Scanner:
@@ -131,6 +152,34 @@ def api_answers(
                     params = {"from": first, "to": last, "by": by, "format": fmt}
                     r = httpx.get(f"{reporting}{path}", params=params, headers=auth)
                     yield f"api {kind} report ({token})", r.text
+
+
+def measures_answers(
+    base: str, staff: Iterable[str], episodes: Iterable[str]
+) -> Iterator[tuple[str, httpx.Response]]:
+    """(place, answer) of measures' read API for every reader: the caseload of every clinician, then the
+    series of every episode given (alerts') or named by a caseload (200 in the reader's clinics, else 404;
+    403 for ops)."""
+    found = set(episodes)
+    for token in MEASURES_READERS:
+        auth = {"Authorization": f"Bearer {token}"}
+        for clinician in sorted(staff):
+            r = httpx.get(f"{base}/v1/clinicians/{clinician}/caseload", params={"limit": 500}, headers=auth)
+            assert r.status_code in (200, 403), r.text
+            if r.status_code == 200:
+                assert not r.json()["truncated"], r.text[:300]
+                found.update(item["episode_id"] for item in r.json()["items"])
+            yield f"api measures caseload ({token})", r
+    for token in MEASURES_READERS:
+        auth = {"Authorization": f"Bearer {token}"}
+        for episode in sorted(found):
+            r = httpx.get(f"{base}/v1/episodes/{episode}/series", headers=auth)
+            assert r.status_code in (200, 403, 404), r.text
+            yield f"api measures series ({token})", r
+
+
+def metrics_answers(procs: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(place, body) of every service's /metrics."""
     for name, proc in procs.items():
         yield f"metrics {name}", httpx.get(f"{proc.url}/metrics").text
 
@@ -210,11 +259,28 @@ def test_no_mrn_and_no_ehr_identifier_beyond_intake(tmp_path: Path) -> None:
         answers: dict[str, list[str]] = {}
         for place, body in api_answers(procs, clinics, first, last):
             answers.setdefault(place, []).append(body)
+        alerted = {
+            item["episode_id"]
+            for place, bodies in answers.items()
+            if place.startswith("api alerts list")
+            for body in bodies
+            for item in json.loads(body)["items"]
+        }
+        statuses: Counter[tuple[str, int]] = Counter()
+        charted: dict[str, set[str]] = {}  # the episodes each reader got a series of
+        for place, r in measures_answers(procs["measures"].url, clinicians(scenario.records), alerted):
+            answers.setdefault(place, []).append(r.text)
+            statuses[place, r.status_code] += 1
+            if r.status_code == 200 and "series" in place:
+                charted.setdefault(place, set()).add(r.json()["episode_id"])
+        for place, body in metrics_answers(procs):
+            answers.setdefault(place, []).append(body)
         for place, bodies in answers.items():
             scanner.scan(place, bodies)
         for topic, texts in asyncio.run(_topic_texts(settings)).items():
             scanner.scan(f"topic {topic}", texts)
-        for coll, texts in asyncio.run(_database_texts(settings, prefix)).items():
+        databases = asyncio.run(_database_texts(settings, prefix))
+        for coll, texts in databases.items():
             scanner.scan(f"db {coll}", texts)
     finally:
         stop_stack(procs)
@@ -224,4 +290,31 @@ def test_no_mrn_and_no_ehr_identifier_beyond_intake(tmp_path: Path) -> None:
 
     assert scanner.scanned[f"topic {Topics.CARE}"] > 1000 and scanner.scanned[f"topic {Topics.ALERTS}"] > 0
     assert any(p.startswith("db ") for p in scanner.scanned) and scanner.scanned["log intake"] > 0
+    assert scanner.scanned["api alert detail (dev-lead-north)"] > 0
+    assert all('"escalation_due_at"' in b for b in answers["api alerts list (dev-lead-north)"])
+    # measures' answers cover what it holds: the admin read every episode with a scored response, each
+    # lead its own clinic's (and got 404 for the others'), ops was refused; every read was audited.
+    held = {json.loads(t)["episode_id"] for t in databases["attune_measures.responses"]}
+    assert len(held) >= 50 and charted["api measures series (dev-admin)"] == held, statuses
+    for lead in ("dev-lead-north", "dev-lead-south"):
+        assert statuses[f"api measures series ({lead})", 200] > 0, statuses
+        assert statuses[f"api measures series ({lead})", 404] > 0, statuses
+        assert statuses[f"api measures caseload ({lead})", 200] == len(clinicians(scenario.records))
+    assert not any(code != 403 for place, code in statuses if place.endswith("(dev-ops)")), statuses
+    assert len(databases["attune_measures.audit"]) == sum(statuses.values())
     assert sum(scanner.hits.values()) == 0, scanner.examples
+
+    # The scan can fail: an MRN, an EHR id built from one, and an MRN inside a longer token, put into a
+    # series, a caseload and an audit row it read, are each found.
+    mrn, ehr_id = sorted(mrns)[0], sorted(i for i in ids if "MRN" in i)[0]
+    series = next(json.loads(b) for b in answers["api measures series (dev-admin)"] if '"series"' in b)
+    caseload = next(
+        json.loads(b) for b in answers["api measures caseload (dev-admin)"] if '"episode_id"' in b
+    )
+    audit_row = json.loads(databases["attune_measures.audit"][0])
+    series["client_ref"] = mrn
+    caseload["items"][0]["episode_id"] = ehr_id
+    audit_row["episode_id"] = f"ep_{mrn}"
+    probe = Scanner(mrns, ids)
+    probe.scan("injected", [json.dumps(d) for d in (series, caseload, audit_row)])
+    assert probe.hits["injected"] == 3, probe.examples

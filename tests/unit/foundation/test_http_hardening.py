@@ -3,7 +3,8 @@ error bodies that never echo the input, security headers, no docs pages, no Host
 OpenAPI document that lists what every endpoint can answer.
 
 The apps are the services' own `create_app`; their lifespans do not run (no broker, no store), so only
-what the HTTP edge answers by itself is exercised here, and alerts' audit is a list in memory.
+what the HTTP edge answers by itself is exercised here, and the audits of alerts and measures are lists in
+memory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from attune_shared.auth import TokenStore
 from attune_shared.settings import DEV_TOKENS_FILE
 
+SERVICES = ("intake", "measures", "alerts", "reporting")
 LEAD = {"Authorization": "Bearer dev-lead-north"}
 ADMIN = {"Authorization": "Bearer dev-admin"}
 OPS = {"Authorization": "Bearer dev-ops"}
@@ -26,7 +28,7 @@ BAD = {"Authorization": "Bearer not-a-token"}
 
 
 class MemoryAudit:
-    """Stands in for the alerts store: only the audit trail is needed before a handler runs."""
+    """Stands in for the alerts or measures store: only the audit trail is needed before a handler runs."""
 
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
@@ -45,6 +47,11 @@ def _app(name: str) -> FastAPI:
 
         app = alerts_app()
         app.state.service.extras["store"] = MemoryAudit()
+    elif name == "measures":
+        from attune_measures.app import create_app as measures_app
+
+        app = measures_app()
+        app.state.service.extras["store"] = MemoryAudit()
     else:
         from attune_reporting.app import create_app as reporting_app
 
@@ -55,7 +62,7 @@ def _app(name: str) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def apps() -> dict[str, FastAPI]:
-    return {name: _app(name) for name in ("intake", "alerts", "reporting")}
+    return {name: _app(name) for name in SERVICES}
 
 
 @pytest.fixture
@@ -80,6 +87,14 @@ INVALID_CALLS = [
     ("intake", "POST", "/v1/ehr/events", {"content": b"{not json"}, LEAD),
     ("intake", "GET", "/v1/admin/dead-letters", {"params": {"limit": "abc"}}, LEAD),
     ("intake", "POST", "/v1/admin/dead-letters/replay", {"json": {"limit": "x"}}, EHR),
+    ("measures", "GET", "/v1/episodes/not-an-episode/series", {"params": {}}, OPS),
+    (
+        "measures",
+        "GET",
+        "/v1/clinicians/c-1/caseload",
+        {"params": {"limit": "abc", "clinic_id": "x" * 99}},
+        EHR,
+    ),
 ]
 
 
@@ -124,6 +139,30 @@ async def test_denied_alerts_calls_are_audited_before_validation(
         ("ehr-north", "ehr", "resolve", "a-2", "forbidden", 403),
     ]
     assert audit.entries[1]["query"] == {"limit": "abc"}
+
+
+async def test_denied_measures_calls_are_audited_before_validation(
+    apps: dict[str, FastAPI], http: dict[str, httpx.AsyncClient]
+) -> None:
+    audit: MemoryAudit = apps["measures"].state.service.extras["store"]
+    audit.entries.clear()
+    await http["measures"].get("/v1/episodes/not-an-episode/series")
+    await http["measures"].get("/v1/clinicians/c-1/caseload", params={"limit": "abc"}, headers=OPS)
+    await http["measures"].get("/v1/episodes/ep_X/series", headers=EHR)
+    await http["measures"].get("/v1/episodes/" + "e" * 5000 + "/series", headers=BAD)
+    await http["measures"].get("/v1/episodes/ep_X/other", headers=OPS)  # no such route, same prefix
+    got = [(e["who"], e["role"], e["action"], e["outcome"], e["status"]) for e in audit.entries]
+    assert got == [
+        (None, None, "series", "unauthorized", 401),
+        ("ops", "ops", "caseload", "forbidden", 403),
+        ("ehr-north", "ehr", "series", "forbidden", 403),
+        (None, None, "series", "unauthorized", 401),
+        ("ops", "ops", "unknown", "forbidden", 403),
+    ]
+    assert audit.entries[0]["episode_id"] == "not-an-episode"
+    assert audit.entries[1]["clinician_id"] == "c-1" and audit.entries[1]["query"] == {"limit": "abc"}
+    assert audit.entries[3]["episode_id"] == "e" * 200  # raw input is cut short, never kept whole
+    assert audit.entries[4]["path"] == "/v1/episodes/ep_X/other"
 
 
 BIG = b'{"note": "' + b"x" * (70 * 1024) + b'"}'
@@ -173,6 +212,19 @@ async def test_a_validation_error_never_echoes_the_input(http: dict[str, httpx.A
     assert "y" * 200 not in r.text
     r = await http["alerts"].get("/v1/alerts", params={"limit": "SECRET-VALUE"}, headers=LEAD)
     assert r.status_code == 422 and "SECRET-VALUE" not in r.text
+    measures = http["measures"]
+    r = await measures.get("/v1/episodes/MRN-SECRET-VALUE/series", headers=LEAD)
+    assert r.status_code == 422 and "SECRET" not in r.text
+    r = await measures.get("/v1/episodes/" + "y" * 5000 + "/series", headers=ADMIN)
+    assert r.status_code == 422 and "y" * 200 not in r.text
+    r = await measures.get("/v1/clinicians/c-1/caseload", params={"limit": "SECRET-VALUE"}, headers=LEAD)
+    assert r.status_code == 422 and "SECRET-VALUE" not in r.text
+    r = await measures.get("/v1/clinicians/" + "y" * 5000 + "/caseload", headers=LEAD)
+    assert r.status_code == 422 and "y" * 200 not in r.text
+    r = await measures.get("/v1/clinicians/c-1/caseload", params={"clinic_id": "SECRET-" * 20}, headers=LEAD)
+    assert r.status_code == 422 and "SECRET" not in r.text
+    for error in r.json()["detail"]:
+        assert set(error) <= {"loc", "msg", "type"}, error
 
 
 SECURITY = {
@@ -183,7 +235,7 @@ SECURITY = {
 }
 
 
-@pytest.mark.parametrize("service", ["intake", "alerts", "reporting"])
+@pytest.mark.parametrize("service", SERVICES)
 async def test_every_answer_carries_the_security_headers(
     http: dict[str, httpx.AsyncClient], service: str
 ) -> None:
@@ -202,7 +254,7 @@ async def test_every_answer_carries_the_security_headers(
         assert "server" not in r.headers
 
 
-@pytest.mark.parametrize("service", ["intake", "alerts", "reporting"])
+@pytest.mark.parametrize("service", SERVICES)
 async def test_no_docs_pages_and_no_redirect_built_from_the_host(
     http: dict[str, httpx.AsyncClient], service: str
 ) -> None:
@@ -233,7 +285,7 @@ def test_uvicorn_is_configured_without_a_server_banner(monkeypatch: pytest.Monke
     assert seen["config"].server_header is False
 
 
-@pytest.mark.parametrize("service", ["intake", "alerts", "reporting"])
+@pytest.mark.parametrize("service", SERVICES)
 def test_openapi_documents_security_and_every_answer(apps: dict[str, FastAPI], service: str) -> None:
     doc = apps[service].openapi()
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {
@@ -258,6 +310,9 @@ def test_openapi_documents_security_and_every_answer(apps: dict[str, FastAPI], s
     if service == "alerts":
         for p in ("/v1/alerts/{alert_id}/acknowledge", "/v1/alerts/{alert_id}/resolve"):
             assert {"404", "409", "422", "503"} <= set(paths[p]["post"]["responses"])
+    if service == "measures":
+        assert {"404", "422", "503"} <= set(paths["/v1/episodes/{episode_id}/series"]["get"]["responses"])
+        assert {"422", "503"} <= set(paths["/v1/clinicians/{clinician_id}/caseload"]["get"]["responses"])
     if service == "intake":
         op = paths["/v1/ehr/events"]["post"]
         schema = op["requestBody"]["content"]["application/json"]["schema"]
