@@ -263,7 +263,14 @@ def demo(
 
 @app.command()
 def bench(
-    events: Annotated[int, typer.Option(min=1000, help="inbound records of the throughput run")] = 200_000,
+    events: Annotated[
+        list[int] | None,
+        typer.Option(
+            min=1000,
+            help="inbound records of the throughput run (default 200000); repeat it for one drain "
+            "per size in the same session and a table comparing them (--events 50000 --events 200000)",
+        ),
+    ] = None,
     weeks: Annotated[int, typer.Option(min=4, max=104, help="weeks of the simulated network")] = 24,
     seed: Annotated[int, typer.Option(help="simulation seed")] = 1,
     latency_events: Annotated[int, typer.Option(min=1000, help="records of the paced latency run")] = 40_000,
@@ -271,12 +278,19 @@ def bench(
     scale_out: Annotated[bool, typer.Option(help="also run with two instances of every service")] = True,
     naive_seconds: Annotated[float, typer.Option(min=5, help="how long the naive baseline runs")] = 60,
     timeout: Annotated[float, typer.Option(help="seconds one drain may take at most")] = 7200,
+    only_throughput: Annotated[
+        bool,
+        typer.Option(
+            "--only-throughput",
+            help="only the throughput drain(s): no raw limit, naive baseline, latency or scale-out run",
+        ),
+    ] = False,
 ) -> None:
     """Measure throughput, alert latency, memory and scale-out beside the raw limit and a naive design."""
     from attune_cli.bench.run import run_bench
 
     run_bench(
-        events=events,
+        events=events or [200_000],
         weeks=weeks,
         seed=seed,
         latency_events=latency_events,
@@ -284,6 +298,7 @@ def bench(
         scale_out=scale_out,
         naive_seconds=naive_seconds,
         timeout=timeout,
+        only_throughput=only_throughput,
         console=console,
     )
 

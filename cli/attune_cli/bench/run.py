@@ -3,6 +3,11 @@ beside the raw limit and a naive design measured in the same run on the same dat
 
 Every figure is printed and written to bench/results/<time>.json with the machine's core count and the
 git revision. Nothing here asserts: targets are compared and reported, met or not.
+
+`--events` given more than once drains the pipeline once per size, smallest first, each on its own
+topics and databases (the previous size's are dropped first), and prints a table of the sizes side by
+side with the largest size's throughput as a share of the smallest's. `--only-throughput` runs the
+drains alone (no raw limit, naive baseline, latency or scale-out run).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import statistics
 import subprocess
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attune_cli.bench.baselines import naive_baseline, raw_limit
+from attune_cli.bench.procs import LocalInfra, detect_infra, infra_cpu_between, infra_readings, run_dir
 from attune_cli.pipeline_state import drained_lags
 from attune_cli.simulator.generate import generate
 from attune_cli.simulator.model import Scenario, SimConfig
@@ -40,6 +47,7 @@ TARGETS = {
     "throughput_vs_naive": 10.0,
     "alert_latency_p99_ms": 250.0,
     "peak_rss_mb": 200.0,
+    "throughput_largest_vs_smallest": 0.85,  # issue 15: at 200k records within 15% of 50k
 }
 
 
@@ -56,6 +64,11 @@ class PipelineRun:
     drained: bool = True
     lag_at_end: dict[str, int] = field(default_factory=dict)
     infra_cpu_seconds: dict[str, float] = field(default_factory=dict)  # the local broker and store
+    # CPU milliseconds per inbound record, from the unrounded seconds: each service, and the broker
+    # (kafka), ferretdb, postgres (on that store) and store (ferretdb + postgres)
+    cpu_ms_per_event: dict[str, float] = field(default_factory=dict)
+    infra_cpu_ms_per_event: dict[str, float] = field(default_factory=dict)
+    size: int = 0  # the --events it was asked for (records is what the network came out with)
 
 
 @dataclass
@@ -76,6 +89,9 @@ class Results:
     latency_rate: float = 0.0
     scale_out: PipelineRun | None = None
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    store: str = ""  # sqlite, postgresql, or "" (no local FerretDB)
+    sizes: list[PipelineRun] = field(default_factory=list)  # one drain per --events, smallest first
+    size_ratio: dict[str, Any] = field(default_factory=dict)  # largest size's events/s / smallest's
 
 
 BENCH_PREFIX = "bench"  # every database and topic a bench run creates starts with it
@@ -140,17 +156,6 @@ def _proc_stats(pid: int) -> tuple[float, float]:
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) / 1024
     return cpu, peak
-
-
-def _infra_cpu() -> dict[str, float]:
-    """CPU seconds so far of the local broker and store that `deploy/infra.sh` started (none when remote)."""
-    out: dict[str, float] = {}
-    for name in ("kafka", "ferretdb"):
-        try:
-            out[name] = _proc_stats(int((ROOT / "var" / f"{name}.pid").read_text().strip()))[0]
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
 
 
 def _env(prefix: str) -> dict[str, str]:
@@ -242,13 +247,30 @@ def _wait_drained(settings: ServiceSettings, console: Console, timeout: float) -
     raise NotDrained(timeout, lags)
 
 
+def per_event_ms(cpu_seconds: dict[str, float], records: int) -> dict[str, float]:
+    """CPU milliseconds per inbound record of each process (group)."""
+    return {n: round(1000 * s / records, 3) for n, s in cpu_seconds.items()} if records else {}
+
+
+def with_store(infra_cpu: dict[str, float]) -> dict[str, float]:
+    """The broker's and store's CPU with `store` added: FerretDB plus PostgreSQL when it runs on it."""
+    parts = [infra_cpu[n] for n in ("ferretdb", "postgres") if n in infra_cpu]
+    return {**infra_cpu, "store": sum(parts)} if parts else dict(infra_cpu)
+
+
 def pipeline_run(
-    scenario: Scenario, instances: int, logs: Path, console: Console, timeout: float
+    scenario: Scenario,
+    instances: int,
+    logs: Path,
+    console: Console,
+    timeout: float,
+    infra: LocalInfra | None = None,
 ) -> tuple[PipelineRun, ServiceSettings]:
     """Publish every record as fast as possible; time until every group has drained."""
+    infra = infra or detect_infra(run_dir(ROOT))
     prefix = f"{BENCH_PREFIX}{datetime.now(UTC).strftime('%H%M%S')}x{instances}_"
     with Stack(prefix, instances, logs / prefix.rstrip("_")) as stack:
-        before, infra_before = stack.stats(), _infra_cpu()
+        before, infra_before = stack.stats(), infra_readings(infra)
         console.print(f"publishing {len(scenario.records)} records ({instances} instance(s) per service) ...")
         started = time.monotonic()
         _publish(scenario, stack.settings)
@@ -259,20 +281,23 @@ def pipeline_run(
         except NotDrained as exc:  # report what was measured, marked as not drained
             console.print(f"[red]{exc}[/]", highlight=False)
             done, lags = time.monotonic(), exc.lags
-        after, infra_after = stack.stats(), _infra_cpu()
+        after, infra_after = stack.stats(), infra_readings(infra)
     seconds = done - started
+    records = len(scenario.records)
+    cpu = {n: after[n][0] - before[n][0] for n in after}
+    infra_cpu = infra_cpu_between(infra_before, infra_after)
     run = PipelineRun(
         instances=instances,
         records=len(scenario.records),
         seconds=round(seconds, 1),
         events_per_second=0.0 if lags else round(len(scenario.records) / seconds, 1),
-        cpu_seconds={n: round(after[n][0] - before[n][0], 1) for n in after},
+        cpu_seconds={n: round(v, 1) for n, v in cpu.items()},
         peak_rss_mb={n: round(after[n][1], 1) for n in after},
         drained=not lags,
         lag_at_end=lags,
-        infra_cpu_seconds={
-            n: round(infra_after[n] - infra_before[n], 1) for n in infra_after if n in infra_before
-        },
+        infra_cpu_seconds={n: round(v, 1) for n, v in infra_cpu.items()},
+        cpu_ms_per_event=per_event_ms(cpu, records),
+        infra_cpu_ms_per_event=per_event_ms(with_store(infra_cpu), records),
     )
     return run, stack.settings
 
@@ -356,7 +381,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def run_bench(
     *,
-    events: int,
+    events: int | Sequence[int],
     weeks: int,
     seed: int,
     latency_events: int,
@@ -365,31 +390,101 @@ def run_bench(
     naive_seconds: float,
     timeout: float,
     console: Console,
+    only_throughput: bool = False,
 ) -> Results:
-    """The whole benchmark; prints the table and writes the JSON results file."""
+    """The whole benchmark; prints the table and writes the JSON results file.
+
+    One size and not `only_throughput`: the classic run (one drain, then the comparisons). Several
+    sizes, or `only_throughput`: one drain per size, smallest first, then (unless `only_throughput`)
+    the comparisons on the largest size's network, and the table of the sizes."""
+    sizes = sorted({events} if isinstance(events, int) else set(events))
+    if not sizes:
+        raise ValueError("no --events size to run")
+    by_size = len(sizes) > 1 or only_throughput
     logs = ROOT / "var" / "bench"
     revision = subprocess.run(
         ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.strip()
-    console.rule(f"[bold]attune bench[/] ({os.cpu_count()} cores, revision {revision or '?'})")
+    infra = detect_infra(run_dir(ROOT))
+    console.rule(
+        f"[bold]attune bench[/] ({os.cpu_count()} cores, revision {revision or '?'}, store: {infra.label})"
+    )
     base = ServiceSettings()
     asyncio.run(_clean(base, console))  # what an interrupted run left
-    t = time.monotonic()
-    config, scenario = scenario_for(events, weeks, seed)
-    console.print(
-        f"network: {config.clinics} clinics, {config.clients} clients, {weeks} weeks, seed {seed}: "
-        f"{len(scenario.records)} records (generated in {time.monotonic() - t:.1f}s)"
-    )
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    runs: list[PipelineRun] = []
+    for i, size in enumerate(sizes):
+        if i:  # the previous size's topics and databases, so each size starts on an equal store
+            asyncio.run(_clean(base, console))
+        t = time.monotonic()
+        config, scenario = scenario_for(size, weeks, seed)
+        console.print(
+            f"{f'size {size}: ' if by_size else ''}"
+            f"network: {config.clinics} clinics, {config.clients} clients, {weeks} weeks, seed {seed}: "
+            f"{len(scenario.records)} records (generated in {time.monotonic() - t:.1f}s)"
+        )
+        run, settings = pipeline_run(scenario, 1, logs, console, timeout, infra)
+        run.size = size
+        runs.append(run)
+        console.print(f"  pipeline: {run.events_per_second} events/s")
     res = Results(
-        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        started_at=started_at,
         git_revision=revision,
         cores=os.cpu_count() or 0,
         records=len(scenario.records),
         network={"clinics": config.clinics, "clients": config.clients, "weeks": weeks, "seed": seed},
+        pipeline=runs[-1],
+        store=infra.store,
     )
-    res.pipeline, settings = pipeline_run(scenario, 1, logs, console, timeout)
-    console.print(f"  pipeline: {res.pipeline.events_per_second} events/s")
+    if by_size:
+        res.sizes, res.size_ratio = runs, size_ratio(runs)
 
+    if not only_throughput:
+        _comparisons(
+            res,
+            scenario,
+            settings,
+            infra=infra,
+            latency_events=latency_events,
+            rate=rate,
+            scale_out=scale_out,
+            naive_seconds=naive_seconds,
+            timeout=timeout,
+            seed=seed,
+            logs=logs,
+            console=console,
+        )
+        res.targets = _targets(res)
+        _print(res, console)
+    else:
+        res.targets = _size_target(res.size_ratio)
+    if by_size:
+        _print_sizes(res, infra, console, only_throughput)
+    out = ROOT / "bench" / "results" / f"{res.started_at.replace(':', '').replace('-', '')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(asdict(res), indent=2) + "\n")
+    console.print(f"results written to {out.relative_to(ROOT)}")
+    asyncio.run(_clean(base, console))
+    return res
+
+
+def _comparisons(
+    res: Results,
+    scenario: Scenario,
+    settings: ServiceSettings,
+    *,
+    infra: LocalInfra,
+    latency_events: int,
+    rate: float,
+    scale_out: bool,
+    naive_seconds: float,
+    timeout: float,
+    seed: int,
+    logs: Path,
+    console: Console,
+) -> None:
+    """The raw limit and the naive baseline on the drained inbound topic, the paced latency run and
+    the scale-out run (on the same network)."""
     inbound = settings.topic(Topics.EHR_EVENTS)
     raw = asyncio.run(
         raw_limit(settings, inbound, len(scenario.records), f"{settings.attune_name_prefix}raw")
@@ -411,16 +506,54 @@ def run_bench(
     res.latency_ms, res.latency_alerts, res.latency_rate = _percentiles(values), len(values), rate
 
     if scale_out:
-        res.scale_out, _ = pipeline_run(scenario, 2, logs, console, timeout)
+        res.scale_out, _ = pipeline_run(scenario, 2, logs, console, timeout, infra)
 
-    res.targets = _targets(res)
-    _print(res, console)
-    out = ROOT / "bench" / "results" / f"{res.started_at.replace(':', '').replace('-', '')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(asdict(res), indent=2) + "\n")
-    console.print(f"results written to {out.relative_to(ROOT)}")
-    asyncio.run(_clean(base, console))
-    return res
+
+def size_ratio(runs: Sequence[PipelineRun]) -> dict[str, Any]:
+    """The largest size's events/s as a share of the smallest's (issue 15: at least 0.85); empty for
+    fewer than two sizes, `ratio` and `met` None when either drain did not finish."""
+    if len(runs) < 2:
+        return {}
+    small = min(runs, key=lambda r: (r.size or r.records, r.records))
+    large = max(runs, key=lambda r: (r.size or r.records, r.records))
+    out: dict[str, Any] = {
+        "smallest": small.size or small.records,
+        "largest": large.size or large.records,
+        "smallest_eps": small.events_per_second,
+        "largest_eps": large.events_per_second,
+        "floor": TARGETS["throughput_largest_vs_smallest"],
+        "ratio": None,
+        "met": None,
+    }
+    if small.drained and large.drained and small.events_per_second > 0:
+        ratio = large.events_per_second / small.events_per_second
+        out["ratio"], out["met"] = round(ratio, 3), ratio >= out["floor"]
+    return out
+
+
+def verdict(ratio: dict[str, Any]) -> str:
+    """One line: is the largest size's throughput within 15% of the smallest's?"""
+    if not ratio:
+        return "one size only: no throughput ratio"
+    small, large = f"{ratio['smallest']:,}", f"{ratio['largest']:,}"
+    if ratio["ratio"] is None:
+        return f"[red]no verdict[/]: the drain of {small} or of {large} records did not finish"
+    change = ratio["ratio"] - 1
+    allowed = f"{1 - ratio['floor']:.0%}"
+    head = (
+        f"throughput at {large}: {ratio['largest_eps']} events/s, {ratio['ratio']:.3f} x "
+        f"{ratio['smallest_eps']} at {small} ({change:+.1%})"
+    )
+    if ratio["met"]:
+        return f"{head}: within {allowed} of {small}: [green]met[/]"
+    return f"{head}: more than {allowed} slower than at {small}: [red]not met[/]"
+
+
+def _size_target(ratio: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    if not ratio:
+        return {}
+    name = f"throughput at {ratio['largest']:,} within {1 - ratio['floor']:.0%} of {ratio['smallest']:,}"
+    return {name: {"value": ratio["ratio"], "met": bool(ratio["met"])}}
 
 
 def _targets(res: Results) -> dict[str, dict[str, Any]]:
@@ -443,6 +576,7 @@ def _targets(res: Results) -> dict[str, dict[str, Any]]:
             "met": p99 <= TARGETS["alert_latency_p99_ms"],
         },
         "peak RSS <= 200 MB per service": {"value": rss, "met": rss <= TARGETS["peak_rss_mb"]},
+        **_size_target(res.size_ratio),
     }
 
 
@@ -482,3 +616,58 @@ def _print(res: Results, console: Console) -> None:
     for name, t in res.targets.items():
         targets.add_row(name, str(t["value"]), "[green]yes[/]" if t["met"] else "[red]no[/]")
     console.print(targets)
+
+
+def _ratio_cell(first: float | None, last: float | None) -> str:
+    return f"{last / first:.2f}" if first and last is not None else "-"
+
+
+def sizes_rows(runs: Sequence[PipelineRun]) -> list[tuple[str, list[float | None]]]:
+    """The rows of the sizes table: a label and one figure per run (None: not measured)."""
+    services = [n for n in SERVICES if any(n in r.cpu_ms_per_event for r in runs)]
+    infra = [
+        n
+        for n in ("kafka", "ferretdb", "postgres", "store")
+        if any(n in r.infra_cpu_ms_per_event for r in runs)
+    ]
+    label = {
+        "kafka": "broker (kafka)",
+        "ferretdb": "store: ferretdb",
+        "postgres": "store: postgres (postmaster + backends)",
+        "store": "store: total" if "postgres" in infra else "store: total (ferretdb alone)",
+    }
+    rows: list[tuple[str, list[float | None]]] = [
+        ("records", [float(r.records) for r in runs]),
+        ("seconds", [r.seconds for r in runs]),
+        ("events/s", [r.events_per_second if r.drained else None for r in runs]),
+    ]
+    rows += [(f"CPU ms/event {n}", [r.cpu_ms_per_event.get(n) for r in runs]) for n in services]
+    rows += [(f"CPU ms/event {label[n]}", [r.infra_cpu_ms_per_event.get(n) for r in runs]) for n in infra]
+    rows += [(f"peak RSS MB {n}", [r.peak_rss_mb.get(n) for r in runs]) for n in services]
+    return rows
+
+
+def _print_sizes(res: Results, infra: LocalInfra, console: Console, only_throughput: bool) -> None:
+    runs = res.sizes
+    title = f"attune bench: throughput by size, {infra.label}, {res.cores} cores (1 instance each)"
+    table = Table("measure", *(f"{r.size:,}" for r in runs), title=title)
+    if len(runs) > 1:
+        table.add_column(f"{runs[-1].size:,} / {runs[0].size:,}")
+    for name, values in sizes_rows(runs):
+        cells = []
+        for r, v in zip(runs, values, strict=True):
+            if v is None:
+                cells.append(f"not drained (lag {sum(r.lag_at_end.values())})" if name == "events/s" else "-")
+            elif name == "records":
+                cells.append(f"{int(v):,}")
+            elif name.startswith("CPU"):
+                cells.append(f"{v:.3f}")
+            else:
+                cells.append(f"{v}")
+        if len(runs) > 1:
+            cells.append(_ratio_cell(values[0], values[-1]))
+        table.add_row(name, *cells)
+    console.print(table)
+    console.print(verdict(res.size_ratio), highlight=False)
+    if only_throughput:
+        console.print("(--only-throughput: no raw limit, naive baseline, latency or scale-out run)")
