@@ -43,6 +43,10 @@ PG_BIN="${ATTUNE_PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_PORT="${ATTUNE_PG_PORT:-55432}"
 PG_DATA="$RUN/pg-data"   # also the folder of its Unix socket, which only its owner (and root) may use
 PG_DB=ferretdb           # the PostgreSQL database FerretDB keeps its schemas (MongoDB databases) in
+# FerretDB's pool of PostgreSQL connections (its default is 50): each matching statement of a bulk
+# command holds one until the command ends, so this bounds the statements in flight across every
+# service and instance (bulks are sent 25 at a time: attune_shared.standin)
+FERRET_PG_POOL="${ATTUNE_FERRETDB_PG_POOL:-400}"
 STORE_FILE="$RUN/ferretdb.store"
 
 say() { printf '[infra] %s\n' "$*"; }
@@ -187,6 +191,10 @@ synchronous_commit = $1
 plan_cache_mode = force_custom_plan
 # JIT compilation costs more than it saves on the short queries of a local store
 jit = off
+# FerretDB holds one connection per matching statement of a bulk command until the command ends,
+# from one pool for every database (FERRET_PG_POOL); with its default of 50, two services sending a
+# 25-statement bulk at once took every connection and waited for more for ever, wedging the store
+max_connections = $((FERRET_PG_POOL + 20))
 EOF
 }
 
@@ -269,7 +277,7 @@ start_ferretdb() {
   local store_flags
   if [[ "$STORE" == postgresql ]]; then
     start_postgres
-    store_flags=(--handler postgresql --postgresql-url "postgres://postgres@/$PG_DB?host=${PG_DATA// /%20}&port=$PG_PORT")
+    store_flags=(--handler postgresql --postgresql-url "postgres://postgres@/$PG_DB?host=${PG_DATA// /%20}&port=$PG_PORT&pool_max_conns=$FERRET_PG_POOL")
   else
     mkdir -p "$RUN/ferretdb-data"
     store_flags=(--handler sqlite --data "$RUN/ferretdb-data")
