@@ -13,7 +13,7 @@
 #                            ends it with no clean shutdown (SIGKILL; PostgreSQL's immediate stop)
 #   deploy/infra.sh psql [ARGS]   psql on the local cluster's `ferretdb` database (over its socket)
 #
-# The store: ATTUNE_LOCAL_STORE=sqlite (the default for now) or postgresql. When it is not set, a
+# The store: ATTUNE_LOCAL_STORE=postgresql (the default) or sqlite (kept for comparison). When it is not set, a
 # FerretDB started earlier keeps the store it was started on (var/ferretdb.store, forgotten at
 # `down`): `stop ferretdb` then `start ferretdb` bring back the same store, whatever the caller's
 # environment. On PostgreSQL, event triggers (deploy/postgres/gin-indexes.sql) add the GIN indexes
@@ -61,11 +61,11 @@ pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2"; }
 
 # The store FerretDB runs on, in STORE: ATTUNE_LOCAL_STORE, else the one it was last started on
-# (until `down`), else sqlite.
+# (until `down`), else postgresql.
 resolve_store() {
   STORE=${ATTUNE_LOCAL_STORE:-}
   if [[ -z "$STORE" && -f "$STORE_FILE" ]]; then STORE=$(cat "$STORE_FILE"); fi
-  STORE=${STORE:-sqlite}
+  STORE=${STORE:-postgresql}
   [[ "$STORE" == sqlite || "$STORE" == postgresql ]] || die "ATTUNE_LOCAL_STORE must be sqlite or postgresql, not '$STORE'"
 }
 

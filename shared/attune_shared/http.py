@@ -83,6 +83,12 @@ def has_surrogates(text: str) -> bool:
     return False
 
 
+# A query or path value that names something (a clinic, a rule, a clinician, a person): no control
+# characters. As a schema pattern, so the OpenAPI document says so and a fuzzer knows; a NUL would
+# otherwise reach the store, where PostgreSQL (the local stand-in) cannot hold it in a filter.
+NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
+
 def no_surrogates(text: str) -> str:
     """A pydantic AfterValidator: refuse text that cannot be stored or sent as UTF-8."""
     if has_surrogates(text):

@@ -30,7 +30,7 @@ from attune_alerts.lifecycle import (
 from attune_alerts.paging import InvalidCursor, after_cursor, encode_cursor
 from attune_shared.auth import Principal, require_roles
 from attune_shared.events import Alert, AlertStatus, Severity
-from attune_shared.http import no_surrogates
+from attune_shared.http import NO_CONTROL_PATTERN, no_surrogates
 from attune_shared.logging import get_logger
 
 log = get_logger("attune_alerts.api")
@@ -186,11 +186,11 @@ def _detail(request: Request, s: StoredAlert) -> AlertDetail:
 async def list_alerts(
     request: Request,
     who: Caller,
-    clinic_id: str | None = Query(default=None, max_length=64),
+    clinic_id: str | None = Query(default=None, max_length=64, pattern=NO_CONTROL_PATTERN),
     status_: AlertStatus | None = Query(default=None, alias="status"),
     severity: Severity | None = None,
-    rule_id: str | None = Query(default=None, max_length=64),
-    clinician_id: str | None = Query(default=None, max_length=64),
+    rule_id: str | None = Query(default=None, max_length=64, pattern=NO_CONTROL_PATTERN),
+    clinician_id: str | None = Query(default=None, max_length=64, pattern=NO_CONTROL_PATTERN),
     limit: int = Query(default=50, ge=1, le=200),
     cursor: str | None = Query(default=None, max_length=500),
 ) -> AlertPage:

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from attune_intake import metrics
 from attune_intake.adapters.store import IntakeStore
 from attune_shared.auth import Principal, require_roles
+from attune_shared.http import NO_CONTROL_PATTERN
 from attune_shared.ids import CLIENT_REF_PATTERN
 from attune_shared.logging import get_logger
 
@@ -167,7 +168,7 @@ async def reidentify(
 async def list_reidentifications(
     request: Request,
     client_ref: Annotated[str | None, Query(pattern=CLIENT_REF_PATTERN)] = None,
-    who: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    who: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_CONTROL_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     caller: Principal = Depends(require_roles("admin")),
 ) -> ReidentificationAuditPage:

@@ -43,6 +43,7 @@ from attune_shared.events import (
     ResponseStatus,
     SeriesContext,
 )
+from attune_shared.http import NO_CONTROL_PATTERN
 from attune_shared.ids import EPISODE_REF_PATTERN
 from attune_shared.instruments import InstrumentName
 from attune_shared.logging import get_logger
@@ -210,7 +211,14 @@ EpisodePath = Annotated[
     ),
 ]
 ClinicianPath = Annotated[
-    str, Path(min_length=1, max_length=64, description="the clinician's id in the EHR", examples=["c-17"])
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=NO_CONTROL_PATTERN,
+        description="the clinician's id in the EHR",
+        examples=["c-17"],
+    ),
 ]
 
 
@@ -337,7 +345,10 @@ async def clinician_caseload(
     who: Caller,
     clinician_id: ClinicianPath,
     clinic_id: str | None = Query(
-        default=None, max_length=64, description="one clinic (default: the caller's)"
+        default=None,
+        max_length=64,
+        pattern=NO_CONTROL_PATTERN,
+        description="one clinic (default: the caller's)",
     ),
     limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
 ) -> Caseload:
