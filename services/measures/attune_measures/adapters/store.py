@@ -6,8 +6,9 @@ series), and the last published revision, fingerprint and scores. Times are kept
 arrived in, so a stored version re-serialises exactly as it did when it was first published.
 
 `series` lists, per `series_key`, the responses ever stored in that group (`members`), so a batch
-reads its groups by `_id` alone: FerretDB (the local store) serves only a lone `_id` equality from an
-index and reads the whole collection for any other filter. A member whose stored `series_key` has
+reads its groups by `_id` alone (designed when the local store, FerretDB on SQLite, served only a lone
+`_id` equality from an index; on MongoDB and on the PostgreSQL stand-in a find on `series_key` is
+indexed too, and whether it would cost less is for a measurement to say). A member whose stored `series_key` has
 since changed (an amendment moved it) is filtered out on reading; memberships are written before the
 responses, so a crash in between leaves at most a member not stored yet, which reads as absent.
 
@@ -19,7 +20,7 @@ or a claim whose write a crash lost) is looked up.
 
 The read API (api.py) reads an episode the same way, by `_id` alone: its groups' `series` documents
 (one per instrument), then their members. A caseload starts from one find on `clinician_id`
-(indexed on MongoDB; FerretDB on SQLite reads the whole collection for it). `audit` records every
+(indexed on MongoDB and on the PostgreSQL stand-in). `audit` records every
 read of the API (who, what, when, outcome), refusals included.
 
 Each series write also sets a fresh `stamp`. The store keeps, in memory, the groups this process

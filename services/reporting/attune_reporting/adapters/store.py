@@ -1,10 +1,11 @@
 """reporting's own MongoDB data: facts per cell, episode summaries, the read model, dirty marks, a lock.
 
-FerretDB (the local store) pushes no filter down to SQLite except a lone `_id` equality, and even
-that scans the table, so the cost of any read is the size of the collection it touches. Facts are
-therefore kept in one small collection per cell and kind (`care.<clinic>.<month>`, likewise
+Facts are kept in one small collection per cell and kind (`care.<clinic>.<month>`, likewise
 `measures.` and `alerts.`), episode summaries and the read model per clinic, and everything else
-in collections that stay small. On MongoDB the same layout is simply well partitioned.
+in collections that stay small. The layout was chosen when the local store was FerretDB on SQLite,
+which read a whole collection for any filter but a lone `_id`; on MongoDB, and on the PostgreSQL
+stand-in with its GIN indexes, it is simply well partitioned (whether one collection per kind with
+indexed `clinic`/`month` fields would cost less is open: issue 15, measured before any change).
 """
 
 from __future__ import annotations
