@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from attune_cli.output import make_console
 from attune_cli.simulator.command import simulate
 from attune_cli.stack import DEFAULT_PORTS, ROOT, SERVICES, start_stack, stop_stack
 
@@ -31,7 +31,7 @@ app.add_typer(reporting_app, name="reporting")
 audit_app = typer.Typer(help="The audit of the re-identification door (admin).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.command("simulate")(simulate)
-console = Console()
+console = make_console()
 
 INTAKE_URL = os.environ.get("ATTUNE_INTAKE_URL", f"http://127.0.0.1:{DEFAULT_PORTS['intake']}")
 ADMIN_TOKEN = os.environ.get("ATTUNE_ADMIN_TOKEN", "dev-admin")

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from attune_cli.output import make_console
 from attune_cli.simulator.generate import generate
 from attune_cli.simulator.model import DEFAULT_START, Scenario, SimConfig, write_truth
 from attune_cli.simulator.publish import PublishError, PublishResult, publish
@@ -116,7 +116,7 @@ def simulate(
     dry_run: Annotated[bool, typer.Option(help="Generate and write truth.json, publish nothing.")] = False,
 ) -> None:
     """Simulate a clinic network with ground truth, and publish its EHR events."""
-    console = Console()
+    console = make_console()
     try:
         first_day = _first_day(start, weeks)
         cfg = SimConfig(clinics, clients, weeks, seed, first_day)
