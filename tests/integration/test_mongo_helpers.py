@@ -172,3 +172,43 @@ async def test_the_seam_answers_the_same_on_both_paths(
         await m.replace_versioned(coll, [({"_id": "k1", "version": 2}, 0), ({"_id": "k2", "version": 1}, 1)])
         == 0
     )
+
+
+# ---------------------------------------------------------------- the store contract the design relies on
+
+
+async def test_a_zombie_writer_cannot_overwrite_the_new_owners_state(
+    fresh_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """After a rebalance the new owner of a partition reads a client's state at version 3 and writes 4;
+    the old owner (a zombie still finishing its batch) then writes from the version 3 it read too:
+    its conditional replace matches nothing, so its batch is retried from the store, never applied."""
+    coll = fresh_db["clients"]
+    await coll.insert_one({"_id": "cr_1", "version": 3, "owner": "before"})
+    assert await m.replace_versioned(coll, [({"_id": "cr_1", "version": 4, "owner": "new"}, 3)]) == 1
+    assert await m.replace_versioned(coll, [({"_id": "cr_1", "version": 4, "owner": "zombie"}, 3)]) == 0
+    assert await coll.find_one({"_id": "cr_1"}) == {"_id": "cr_1", "version": 4, "owner": "new"}
+
+
+async def test_once_only_work_is_claimed_by_exactly_one_of_many_racing_writers(
+    fresh_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """Claims by insert (receipts, alert change sequences, escalation and delivery claims) hold on the
+    stand-in as on MongoDB: of 16 concurrent writers of one claim, one wins; the others see a clash."""
+    coll = fresh_db["claims"]
+
+    async def claim(writer: int) -> list[int]:
+        return await m.insert_clashing(coll, [{"_id": "alert-1:00000002", "writer": writer}])
+
+    results = await asyncio.gather(*(claim(w) for w in range(16)))
+    assert sum(1 for taken in results if taken == []) == 1
+    assert await coll.count_documents({}) == 1
+
+
+async def test_a_replayed_batch_changes_nothing(fresh_db: AsyncDatabase[dict[str, Any]]) -> None:
+    """Idempotent inserts: a batch consumed again (at least once delivery) inserts nothing twice."""
+    coll = fresh_db["facts"]
+    batch = [{"_id": f"ev_{i}", "v": i} for i in range(30)]
+    assert await m.insert_new(coll, batch) == (30, 0)
+    assert await m.insert_new(coll, [*batch, {"_id": "ev_new", "v": 1}]) == (1, 30)
+    assert await coll.count_documents({}) == 31
