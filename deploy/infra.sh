@@ -42,6 +42,15 @@ LOCAL_MONGO="mongodb://127.0.0.1:$MONGO_PORT"
 PG_BIN="${ATTUNE_PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_PORT="${ATTUNE_PG_PORT:-55432}"
 PG_DATA="$RUN/pg-data"   # also the folder of its Unix socket, which only its owner (and root) may use
+# Run as root from a checkout the postgres user cannot reach (under /root, say), the cluster lives in
+# a folder of its own under /var/tmp instead, named after the run folder so two checkouts never share
+# it; `reset` deletes it with the rest.
+if [[ $(id -u) -eq 0 ]] && id postgres >/dev/null 2>&1 \
+   && ! (mkdir -p "$RUN" && cd / && runuser -u postgres -- test -x "$RUN") 2>/dev/null; then
+  PG_DATA="/var/tmp/attune-pg-$(printf '%s' "$RUN" | md5sum | cut -c1-12)"
+  PG_LOGS="$PG_DATA.log"
+fi
+PG_LOGS="${PG_LOGS:-$RUN/log/postgres}"
 PG_DB=ferretdb           # the PostgreSQL database FerretDB keeps its schemas (MongoDB databases) in
 # FerretDB's pool of PostgreSQL connections (its default is 50): each matching statement of a bulk
 # command holds one until the command ends, so this bounds the statements in flight across every
@@ -218,7 +227,7 @@ init_postgres() {
 pg_psql() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -h "$PG_DATA" -p "$PG_PORT" -U postgres "$@"; }
 
 start_postgres() {
-  local logs="$RUN/log/postgres" sync=${ATTUNE_PG_SYNC:-off} pid
+  local logs="$PG_LOGS" sync=${ATTUNE_PG_SYNC:-off} pid
   if pid=$(pg_pid); then say "postgres: already running (pid $pid)"; echo "$pid" > "$RUN/postgres.pid"; return; fi
   [[ "$sync" == on || "$sync" == off ]] || die "ATTUNE_PG_SYNC must be on or off, not '$sync'"
   if port_open "$PG_PORT"; then
@@ -299,7 +308,7 @@ wait_ready() {
   mongo_is_local && args+=(--mongo "$LOCAL_MONGO")
   [[ ${#args[@]} -eq 0 ]] && return
   if ! "$ROOT/.venv/bin/python" "$ROOT/deploy/wait_ready.py" "${args[@]}" --timeout "${ATTUNE_READY_TIMEOUT:-90}"; then
-    for f in "$RUN/log/kafka/stdout.log" "$RUN/log/ferretdb/stdout.log" "$RUN/log/postgres/postgres.log"; do
+    for f in "$RUN/log/kafka/stdout.log" "$RUN/log/ferretdb/stdout.log" "$PG_LOGS/postgres.log"; do
       [[ -f "$f" ]] && { echo "--- last lines of $f" >&2; tail -n 20 "$f" >&2; }
     done
     die "infrastructure did not become ready"
@@ -386,6 +395,6 @@ case "$cmd" in
       fi
     done ;;
   psql) shift; pg_psql -d "$PG_DB" "$@" ;;
-  reset) "$0" down; rm -rf "$RUN"; say "local data removed ($RUN)" ;;
+  reset) "$0" down; rm -rf "$RUN"; [[ "$PG_DATA" == "$RUN"/* ]] || rm -rf "$PG_DATA" "$PG_LOGS"; say "local data removed ($RUN)" ;;
   *) echo "usage: $0 setup|up|down|status|reset|psql [ARGS]|start|stop|kill kafka|ferretdb|postgres" >&2; exit 2 ;;
 esac
