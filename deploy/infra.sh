@@ -234,6 +234,15 @@ start_postgres() {
     die "port $PG_PORT is taken by a process this script did not start; stop it, or set ATTUNE_PG_PORT to a free port"
   fi
   [[ -x "$PG_BIN/pg_ctl" ]] || die "PostgreSQL 15 missing ($PG_BIN): run 'make setup' first"
+  if [[ "$PG_DATA" != "$RUN"/* ]]; then
+    # /var/tmp is shared: a folder someone else made there first (or a symlink) is never used as root
+    local d
+    for d in "$PG_DATA" "$PG_LOGS"; do
+      if [[ -L "$d" ]] || { [[ -e "$d" ]] && [[ $(stat -c %U "$d") != postgres ]]; }; then
+        die "$d exists and is not the postgres user's own folder: remove it, or set ATTUNE_RUN_DIR to a folder the postgres user can reach"
+      fi
+    done
+  fi
   local sock="$PG_DATA/.s.PGSQL.$PG_PORT"
   (( ${#sock} < 108 )) || die "the socket path $sock is too long for a Unix socket: set ATTUNE_RUN_DIR to a shorter folder"
   mkdir -p "$logs"

@@ -412,7 +412,9 @@ def _clean(error: ErrorDetails) -> dict[str, Any]:
         loc = loc[1:]  # the discriminated union prefixes the tag: ("session.missed", "payload", ...)
     if error["type"] == "item_invalid" and error.get("ctx", {}).get("item_index") is not None:
         loc.append(error["ctx"]["item_index"])
-    return {"loc": loc, "msg": msg}
+    # A key of the sent JSON can hold a NUL (`"a\u0000b"`), and so can a location naming it.
+    loc = [nul_escaped(part) if isinstance(part, str) else part for part in loc]
+    return {"loc": loc, "msg": nul_escaped(msg)}
 
 
 def _message(error: ErrorDetails, detail: dict[str, Any]) -> str:
@@ -497,6 +499,17 @@ class DeadLetterError(Frozen):
     code: DeadLetterCode
     message: str
     details: list[dict[str, JsonValue]] = []
+
+
+def nul_escaped(text: str) -> str:
+    """Text to keep in the store with any NUL written as the six characters `\\u0000`: the local store
+    (PostgreSQL's jsonb) cannot hold U+0000, and a write that fails for ever would stall a partition."""
+    return text.replace("\x00", "\\u0000")
+
+
+def record_key(key: bytes | None) -> str | None:
+    """A Kafka record's key as a dead letter's origin keeps it (undecodable bytes replaced, NUL escaped)."""
+    return None if key is None else nul_escaped(key.decode("utf-8", "replace"))
 
 
 def raw_text(raw: bytes) -> tuple[str, Literal["base64"] | None]:

@@ -27,7 +27,7 @@ that atomicity for correctness on their hot paths: each client's state has one w
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -57,16 +57,17 @@ class StoreProfile:
 
 MONGODB = StoreProfile("mongodb", in_pushdown=True, max_bulk=None, range_filter_pushdown=True)
 STANDIN = StoreProfile("ferretdb", in_pushdown=False, max_bulk=BULK_CHUNK, range_filter_pushdown=False)
-_PROFILES: dict[int, StoreProfile] = {}
+# Per client, for the client's lifetime (a client that is gone takes its entry with it).
+_PROFILES: weakref.WeakKeyDictionary[Any, StoreProfile] = weakref.WeakKeyDictionary()
 
 
 async def detect(client: Any) -> StoreProfile:
     """The profile of this client's server, asked once and remembered for the client's lifetime."""
-    key = id(client)
-    if key not in _PROFILES:
+    found = _PROFILES.get(client)
+    if found is None:
         info = await client.admin.command("buildInfo")
-        _PROFILES[key] = STANDIN if "ferretdbVersion" in info else MONGODB
-    return _PROFILES[key]
+        found = _PROFILES[client] = STANDIN if "ferretdbVersion" in info else MONGODB
+    return found
 
 
 async def _profile(collection: AsyncCollection[dict[str, Any]]) -> StoreProfile:
@@ -135,22 +136,30 @@ async def replace_newer(
     collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]], field: str
 ) -> None:
     """Upsert each document unless the stored one's `field` is already as high (forward only, 3.)."""
-    if not docs:
+    newest: dict[Any, dict[str, Any]] = {}
+    for doc in docs:  # the highest of each _id only, so two of one _id never race each other
+        if doc["_id"] not in newest or newest[doc["_id"]][field] < doc[field]:
+            newest[doc["_id"]] = doc
+    if not newest:
         return
     if (await _profile(collection)).range_filter_pushdown:
 
         async def one(doc: dict[str, Any]) -> None:
-            # A duplicate key: the stored document is already at this value or past it.
-            with contextlib.suppress(DuplicateKeyError):
+            try:
                 await collection.replace_one(
                     {"_id": doc["_id"], field: {"$lt": doc[field]}}, doc, upsert=True
                 )
+            except DuplicateKeyError as exc:
+                # The upsert's insert clashed on _id: the stored document is at this value or past it.
+                if (exc.details or {}).get("keyPattern") not in (None, {"_id": 1}):
+                    raise
 
-        await asyncio.gather(*(one(d) for d in docs))
+        await asyncio.gather(*(one(d) for d in newest.values()))
         return
-    stored = {
-        d["_id"]: d[field] for d in await find_in(collection, "_id", [d["_id"] for d in docs], {field: 1})
-    }
-    ahead = [d for d in docs if d["_id"] not in stored or stored[d["_id"]] < d[field]]
+    stored = {d["_id"]: d.get(field) for d in await find_in(collection, "_id", list(newest), {field: 1})}
+    # As MongoDB's filter does: a stored document without the field is left as it is.
+    ahead = [
+        d for i, d in newest.items() if i not in stored or (stored[i] is not None and stored[i] < d[field])
+    ]
     if ahead:
         await bulk_write(collection, [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in ahead])

@@ -140,12 +140,12 @@ async def profile(request: pytest.FixtureRequest, mongo: Any) -> AsyncIterator[s
     """Each of the seam's two paths in turn: MongoDB's and the stand-in's."""
     chosen = standin.MONGODB if request.param == "mongodb" else standin.STANDIN
     await standin.detect(mongo)
-    saved = standin._PROFILES[id(mongo)]
-    standin._PROFILES[id(mongo)] = chosen
+    saved = standin._PROFILES[mongo]
+    standin._PROFILES[mongo] = chosen
     try:
         yield chosen
     finally:
-        standin._PROFILES[id(mongo)] = saved
+        standin._PROFILES[mongo] = saved
 
 
 async def test_the_seam_answers_the_same_on_both_paths(

@@ -29,7 +29,7 @@ from attune_alerts.lifecycle import (
 )
 from attune_alerts.paging import InvalidCursor, after_cursor, encode_cursor
 from attune_shared.auth import Principal, require_roles
-from attune_shared.events import Alert, AlertStatus, Severity
+from attune_shared.events import Alert, AlertStatus, Severity, nul_escaped
 from attune_shared.http import NO_CONTROL_PATTERN, no_surrogates
 from attune_shared.logging import get_logger
 
@@ -112,7 +112,7 @@ async def _audit(
             "who": who.name if who else None,
             "role": who.role if who else None,
             "action": action,
-            "alert_id": alert_id,
+            "alert_id": None if alert_id is None else nul_escaped(alert_id),
             "query": query,
             "outcome": outcome,
             "status": code,
@@ -136,11 +136,13 @@ async def _denied(request: Request, who: Principal | None, code: int, detail: st
     target: dict[str, Any] = {}
     if not parts:
         action = "list"
-        target["query"] = {k[:64]: v[:200] for k, v in list(request.query_params.items())[:20]}
+        target["query"] = {
+            nul_escaped(k[:64]): nul_escaped(v[:200]) for k, v in list(request.query_params.items())[:20]
+        }
     elif len(parts) == 1:
-        action, target["alert_id"] = "get", parts[0][:200]
+        action, target["alert_id"] = "get", nul_escaped(parts[0][:200])
     elif len(parts) == 2 and parts[1] in ("acknowledge", "resolve"):
-        action, target["alert_id"] = parts[1], parts[0][:200]
+        action, target["alert_id"] = parts[1], nul_escaped(parts[0][:200])
     else:
         action = "unknown"
     outcome = "unauthorized" if code == 401 else "forbidden"

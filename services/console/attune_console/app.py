@@ -39,8 +39,10 @@ log = get_logger("attune_console")
 HERE = Path(__file__).resolve().parent
 ALERT_ID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
 CLIENT_REF = re.compile(r"^cr_[A-Z2-7]{10,40}$")
-CLINIC_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # reporting's clinic pattern
+CLINIC_ID = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")  # reporting's clinic pattern, not . or ..
 EPISODE_REF = re.compile(r"^ep_[A-Z2-7]{10,40}$")
+# "." and ".." are resolved by the HTTP client, so as a path segment they would leave it.
+DOT_SEGMENTS = frozenset({".", ".."})
 LEAD_ROLES = frozenset({"lead", "admin"})
 DASHBOARD_ROLES = frozenset({"ops", "lead", "admin"})
 STATUSES = {
@@ -445,7 +447,7 @@ def create_app(
     # ---- one alert ------------------------------------------------------------------------------
 
     async def load_alert(request: Request, session: Session, alert_id: str) -> dict[str, Any]:
-        if not ALERT_ID.match(alert_id):
+        if not ALERT_ID.fullmatch(alert_id):
             raise Refused(404, "Not found", "There is nothing here, or it is not in your clinics.")
         try:
             found: dict[str, Any] = await api().get_json("alerts", f"/v1/alerts/{alert_id}", session.bearer)
@@ -465,23 +467,25 @@ def create_app(
             "timeline": present.timeline(alert),
             "sla_due": due.isoformat() if due else None,
             "done": request.query_params.get("done", ""),
-            "chart": await load_series(session, alert),
+            "chart": await load_series(request, session, alert),
             **extra,
         }
         metrics.PAGES.labels("alert", "200").inc()
         return page(request, "alert.html", context)
 
-    async def load_series(session: Session, alert: dict[str, Any]) -> dict[str, Any] | None:
+    async def load_series(request: Request, session: Session, alert: dict[str, Any]) -> dict[str, Any] | None:
         """The client's scored series from measures for the chart; None when there is none to draw
         (no scored questionnaire yet) or measures cannot answer now (the page says so)."""
         episode = str(alert.get("episode_id"))
-        if not EPISODE_REF.match(episode):
+        if not EPISODE_REF.fullmatch(episode):
             return None
         try:
             found: dict[str, Any] = await api().get_json(
                 "measures", f"/v1/episodes/{episode}/series", session.bearer
             )
         except UpstreamError as exc:
+            if exc.status in (401, 403):
+                raise upstream_refusal(exc, request) from None
             if exc.status != 404:
                 log.warning("series_unavailable", api=exc.api, status=exc.status)
                 return {"unavailable": True}
@@ -496,7 +500,7 @@ def create_app(
     async def act(request: Request, alert_id: str, action: str) -> Response:
         session = session_of(request, LEAD_ROLES)
         form = await checked_form(request, session)
-        if not ALERT_ID.match(alert_id):
+        if not ALERT_ID.fullmatch(alert_id):
             raise Refused(404, "Not found", "There is nothing here, or it is not in your clinics.")
         note = (form.get("note") or "").strip()[:MAX_NOTE] or None
         body: dict[str, Any] = {"note": note}
@@ -541,7 +545,7 @@ def create_app(
                 request, session, alert, reveal_error="Say why you need to know, in 5 to 500 characters."
             )
         ref = str(alert.get("client_ref"))
-        if not CLIENT_REF.match(ref):
+        if not CLIENT_REF.fullmatch(ref):
             raise Refused(404, "Not found", "There is nothing here, or it is not in your clinics.")
         try:
             identity = await api().get_json("intake", f"/v1/clients/{ref}", session.bearer, reason=reason)
@@ -564,7 +568,8 @@ def create_app(
         if (
             not 1 <= len(clinician_id) <= 64
             or not clinician_id.isprintable()
-            or (clinic and not CLINIC_ID.match(clinic))
+            or clinician_id in DOT_SEGMENTS
+            or (clinic and not CLINIC_ID.fullmatch(clinic))
         ):
             raise Refused(404, "Not found", "There is nothing here, or it is not in your clinics.")
         try:
@@ -619,7 +624,7 @@ def create_app(
             if session.principal.role in LEAD_ROLES:
                 for row in dashboard.body_rows(by_clinic.get("rows") or []):
                     clinic = str(row.get("clinic_id"))
-                    if not CLINIC_ID.match(clinic):
+                    if not CLINIC_ID.fullmatch(clinic):
                         continue
                     report = await api().get_json(
                         "reporting", f"/v1/reports/clinics/{clinic}", session.bearer, by="clinician"
@@ -655,7 +660,7 @@ def create_app(
         session = session_of(request, DASHBOARD_ROLES)
         if by in ("clinic", "month", "modality") and not clinic:
             path, name = "/v1/reports/network", f"attune-network-by-{by}.csv"
-        elif by == "clinician" and CLINIC_ID.match(clinic):
+        elif by == "clinician" and CLINIC_ID.fullmatch(clinic):
             path, name = f"/v1/reports/clinics/{clinic}", f"attune-{clinic}-by-clinician.csv"
         else:
             raise Refused(404, "Not found", "There is no such download.")

@@ -60,6 +60,9 @@ class Upstream:
                 json=json,
                 headers={"Authorization": f"Bearer {bearer}", "Accept": accept},
             )
+        except httpx.InvalidURL:
+            # A value that cannot be part of a URL: nothing by that name exists for the person.
+            raise UpstreamError(api, 404, "not a valid reference") from None
         except httpx.HTTPError as exc:
             metrics.UPSTREAM.labels(api, "error").observe(time.perf_counter() - started)
             raise UpstreamError(api, 502, type(exc).__name__) from None

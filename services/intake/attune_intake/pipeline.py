@@ -22,7 +22,14 @@ from attune_intake import metrics
 from attune_intake.adapters.store import IntakeStore, receipt_key
 from attune_intake.domain.canonical import Pseudonymiser, canonicalise
 from attune_intake.domain.episodes import ClientState
-from attune_shared.events import DeadLetter, DeadLetterOrigin, EhrEnvelope, EnvelopeRejected, parse_envelope
+from attune_shared.events import (
+    DeadLetter,
+    DeadLetterOrigin,
+    EhrEnvelope,
+    EnvelopeRejected,
+    parse_envelope,
+    record_key,
+)
 from attune_shared.ids import client_ref, pseudonym
 from attune_shared.kafka import OutRecord, publish_all
 from attune_shared.logging import get_logger
@@ -60,7 +67,7 @@ def reject(rec: Inbound, exc: EnvelopeRejected, now: datetime) -> DeadLetter:
         topic=rec.topic if rec.partition is not None else "http",
         partition=rec.partition,
         offset=rec.offset,
-        key=rec.key.decode("utf-8", "replace") if rec.key else None,
+        key=record_key(rec.key),
     )
     return DeadLetter.from_rejection(rec.value or b"", origin, exc.code, exc.message, exc.details, now)
 

@@ -42,6 +42,7 @@ from attune_shared.events import (
     ResponseRef,
     ResponseStatus,
     SeriesContext,
+    nul_escaped,
 )
 from attune_shared.http import NO_CONTROL_PATTERN
 from attune_shared.ids import EPISODE_REF_PATTERN
@@ -190,12 +191,14 @@ async def _denied(request: Request, who: Principal | None, code: int, detail: st
     parts = request.url.path.strip("/").split("/")
     target: dict[str, Any] = {}
     if len(parts) == 4 and parts[:2] == ["v1", "episodes"] and parts[3] == "series":
-        action, target["episode_id"] = "series", parts[2][:200]
+        action, target["episode_id"] = "series", nul_escaped(parts[2][:200])
     elif len(parts) == 4 and parts[:2] == ["v1", "clinicians"] and parts[3] == "caseload":
-        action, target["clinician_id"] = "caseload", parts[2][:200]
-        target["query"] = {k[:64]: v[:200] for k, v in list(request.query_params.items())[:20]}
+        action, target["clinician_id"] = "caseload", nul_escaped(parts[2][:200])
+        target["query"] = {
+            nul_escaped(k[:64]): nul_escaped(v[:200]) for k, v in list(request.query_params.items())[:20]
+        }
     else:
-        action, target["path"] = "unknown", request.url.path[:200]
+        action, target["path"] = "unknown", nul_escaped(request.url.path[:200])
     outcome = "unauthorized" if code == 401 else "forbidden"
     await _audit(request, action=action, who=who, outcome=outcome, code=code, **target)
 

@@ -23,7 +23,7 @@ from attune_measures.domain.clinic_thresholds import ThresholdBook
 from attune_measures.domain.revisions import settle
 from attune_measures.domain.scoring import UnscorableResponse, score
 from attune_measures.domain.versions import ResponseVersion, Tracked, Verdict, apply_versions
-from attune_shared.events import DeadLetterOrigin, MeasureScored, ResponseSubmitted
+from attune_shared.events import DeadLetterOrigin, MeasureScored, ResponseSubmitted, record_key
 from attune_shared.kafka import OutRecord, publish_all
 from attune_shared.logging import get_logger
 from attune_shared.settings import ServiceSettings
@@ -167,7 +167,7 @@ class MeasuresPipeline:
                     topic=rec.topic,
                     partition=rec.partition,
                     offset=rec.offset,
-                    key=rec.key.decode("utf-8", "replace") if rec.key else None,
+                    key=record_key(rec.key),
                 )
                 result.dead.append(dead_letter(rec.value, origin, exc, now))
 

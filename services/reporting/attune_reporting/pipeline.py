@@ -34,7 +34,7 @@ from attune_reporting.domain.facts import (
 )
 from attune_reporting.domain.ledger import Foldable
 from attune_reporting.materializer import Materializer
-from attune_shared.events import ALERT_EVENT_TYPES, CARE_EVENT_TYPES, AlertEvent, MeasureScored
+from attune_shared.events import ALERT_EVENT_TYPES, CARE_EVENT_TYPES, AlertEvent, MeasureScored, nul_escaped
 from attune_shared.logging import get_logger
 from attune_shared.settings import ServiceSettings
 from attune_shared.topics import Topics
@@ -269,7 +269,7 @@ def _rejected_doc(rec: Inbound, error: str) -> dict[str, Any]:
         "partition": rec.partition,
         "offset": rec.offset,
         "error": error,
-        "raw": (rec.value or b"")[:16_384].decode("utf-8", "replace"),  # internal topics carry no PHI
+        "raw": nul_escaped((rec.value or b"")[:16_384].decode("utf-8", "replace")),  # internal topics: no PHI
         "received_at": datetime.now(UTC),
     }
     if doc_id:

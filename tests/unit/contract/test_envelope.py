@@ -762,3 +762,16 @@ def test_a_session_missed_envelope_class_is_importable_for_typed_handlers() -> N
     parsed = parse_envelope(encode(envelope("session.missed")))
     assert isinstance(parsed, SessionMissedEnvelope)
     assert parsed.payload.reason == "no_show"
+
+
+def test_a_nul_in_a_sent_key_is_escaped_in_the_dead_letters_details() -> None:
+    """PostgreSQL (the local store) cannot hold U+0000: a location naming a key that holds one is
+    kept with the NUL written as `\\u0000`, so the dead letter can be stored (and read)."""
+    from attune_shared.events import EnvelopeRejected, parse_envelope, record_key
+
+    raw = b'{"event_id": "e1", "event_type": "client.referred", "schema_version": 1, "a\\u0000b": 1}'
+    with pytest.raises(EnvelopeRejected) as caught:
+        parse_envelope(raw)
+    text = json.dumps(caught.value.details)
+    assert "\\u0000" in text and "\x00" not in "".join(str(p) for d in caught.value.details for p in d["loc"])
+    assert record_key(b"north-01:\x00") == "north-01:\\u0000" and record_key(None) is None
