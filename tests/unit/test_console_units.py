@@ -244,3 +244,13 @@ def test_scores_read_as_people_write_them() -> None:
         "",
         "rupture reported",
     ]
+
+
+def test_path_values_stay_one_segment() -> None:
+    """What the console puts in an API's path: never a dot segment (the HTTP client would resolve it
+    and leave the segment), never a trailing newline that `$` would have let through."""
+    from attune_console.app import CLINIC_ID, DOT_SEGMENTS
+
+    assert CLINIC_ID.fullmatch("north-01") and CLINIC_ID.fullmatch("a.b")
+    assert not any(CLINIC_ID.fullmatch(v) for v in (".", "..", "north-01\n", "north/01", ""))
+    assert {".", ".."} == DOT_SEGMENTS
