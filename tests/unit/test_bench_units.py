@@ -188,3 +188,13 @@ def test_sizes_rows_show_postgres_only_on_that_store() -> None:
     assert rows["CPU ms/event store: total"] == [3.0, 3.2]
     assert rows["events/s"] == [100.0, 95.0]
     assert rows["records"] == [3007.0, 6007.0]
+
+
+def test_store_counters_per_event() -> None:
+    from attune_cli.bench.run import PG_COUNTERS, per_event
+
+    before = dict.fromkeys(PG_COUNTERS, 100.0)
+    after = {k: 100.0 + 3 * i * 1000 for i, k in enumerate(PG_COUNTERS)}
+    got = per_event(before, after, 1000)
+    assert got == {k: 3.0 * i for i, k in enumerate(PG_COUNTERS)}
+    assert per_event({}, after, 1000) == {} and per_event(before, after, 0) == {}

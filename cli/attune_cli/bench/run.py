@@ -69,6 +69,9 @@ class PipelineRun:
     cpu_ms_per_event: dict[str, float] = field(default_factory=dict)
     infra_cpu_ms_per_event: dict[str, float] = field(default_factory=dict)
     size: int = 0  # the --events it was asked for (records is what the network came out with)
+    # On the PostgreSQL store: what PostgreSQL did per inbound record (pg_stat_database of FerretDB's
+    # database): transactions (FerretDB runs each statement in one) and rows read, written
+    store_ops_per_event: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +98,43 @@ class Results:
 
 
 BENCH_PREFIX = "bench"  # every database and topic a bench run creates starts with it
+# PostgreSQL's counters of FerretDB's database, read before and after a drain (the PostgreSQL store).
+PG_COUNTERS = ("xact_commit", "tup_returned", "tup_fetched", "tup_inserted", "tup_updated", "tup_deleted")
+PG_LABELS = {
+    "xact_commit": "transactions",
+    "tup_returned": "rows scanned",
+    "tup_fetched": "rows fetched by index",
+    "tup_inserted": "rows inserted",
+    "tup_updated": "rows updated",
+    "tup_deleted": "rows deleted",
+}
+
+
+def pg_counters(infra: LocalInfra) -> dict[str, float]:
+    """PostgreSQL's cumulative counters of FerretDB's database; empty when the store is not PostgreSQL
+    or they cannot be read (the figures are then left out, never guessed)."""
+    if infra.store != "postgresql":
+        return {}
+    query = f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database WHERE datname = 'ferretdb'"
+    try:
+        out = subprocess.run(
+            [str(ROOT / "deploy" / "infra.sh"), "psql", "-Atc", query],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        values = [float(v) for v in out.stdout.strip().split("|")]
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}
+    return dict(zip(PG_COUNTERS, values, strict=True)) if len(values) == len(PG_COUNTERS) else {}
+
+
+def per_event(before: dict[str, float], after: dict[str, float], records: int) -> dict[str, float]:
+    """Counter deltas per inbound record (empty when either reading is missing)."""
+    if not before or not after or not records:
+        return {}
+    return {k: round((after[k] - before[k]) / records, 2) for k in PG_COUNTERS if k in before and k in after}
 
 
 async def _clean(settings: ServiceSettings, console: Console) -> None:
@@ -270,7 +310,7 @@ def pipeline_run(
     infra = infra or detect_infra(run_dir(ROOT))
     prefix = f"{BENCH_PREFIX}{datetime.now(UTC).strftime('%H%M%S')}x{instances}_"
     with Stack(prefix, instances, logs / prefix.rstrip("_")) as stack:
-        before, infra_before = stack.stats(), infra_readings(infra)
+        before, infra_before, pg_before = stack.stats(), infra_readings(infra), pg_counters(infra)
         console.print(f"publishing {len(scenario.records)} records ({instances} instance(s) per service) ...")
         started = time.monotonic()
         _publish(scenario, stack.settings)
@@ -282,6 +322,8 @@ def pipeline_run(
             console.print(f"[red]{exc}[/]", highlight=False)
             done, lags = time.monotonic(), exc.lags
         after, infra_after = stack.stats(), infra_readings(infra)
+        time.sleep(1.5)  # PostgreSQL's backends report their counters at most once a second
+        pg_after = pg_counters(infra)
     seconds = done - started
     records = len(scenario.records)
     cpu = {n: after[n][0] - before[n][0] for n in after}
@@ -298,6 +340,7 @@ def pipeline_run(
         infra_cpu_seconds={n: round(v, 1) for n, v in infra_cpu.items()},
         cpu_ms_per_event=per_event_ms(cpu, records),
         infra_cpu_ms_per_event=per_event_ms(with_store(infra_cpu), records),
+        store_ops_per_event=per_event(pg_before, pg_after, records),
     )
     return run, stack.settings
 
@@ -643,6 +686,11 @@ def sizes_rows(runs: Sequence[PipelineRun]) -> list[tuple[str, list[float | None
     ]
     rows += [(f"CPU ms/event {n}", [r.cpu_ms_per_event.get(n) for r in runs]) for n in services]
     rows += [(f"CPU ms/event {label[n]}", [r.infra_cpu_ms_per_event.get(n) for r in runs]) for n in infra]
+    rows += [
+        (f"PostgreSQL {PG_LABELS[k]}/event", [r.store_ops_per_event.get(k) for r in runs])
+        for k in PG_COUNTERS
+        if any(k in r.store_ops_per_event for r in runs)
+    ]
     rows += [(f"peak RSS MB {n}", [r.peak_rss_mb.get(n) for r in runs]) for n in services]
     return rows
 
