@@ -223,10 +223,14 @@ class Stack:
 
     def __enter__(self) -> Stack:
         asyncio.run(ensure_topics(self.settings))
-        for p in self.procs:
-            p.start()
-        for p in self.procs:
-            p.wait_ready(timeout=120)
+        try:
+            for p in self.procs:
+                p.start()
+            for p in self.procs:
+                p.wait_ready(timeout=120)
+        except BaseException:
+            self.__exit__()  # a service that did not come up: stop the others, leave nothing running
+            raise
         return self
 
     def __exit__(self, *_: Any) -> None:
