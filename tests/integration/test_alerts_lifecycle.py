@@ -14,8 +14,8 @@ from aiokafka import TopicPartition
 
 from attune_alerts.adapters.store import AlertsStore, ConcurrentUpdate
 from attune_alerts.config import ClinicThresholds, Contacts
+from attune_alerts.domain.lifecycle import alert_id_for
 from attune_alerts.ledger import AlertLedger
-from attune_alerts.lifecycle import alert_id_for
 from attune_alerts.pipeline import AlertsPipeline, Inbound
 from attune_alerts.settings import AlertsSettings
 from attune_alerts.sweeper import PartitionTracker, Sweeper

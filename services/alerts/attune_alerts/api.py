@@ -17,9 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from attune_alerts.adapters.store import AlertsStore, ConcurrentUpdate
 from attune_alerts.config import ClinicThresholds
 from attune_alerts.domain.escalation import EscalationView, next_escalation_at
-from attune_alerts.domain.rules import on_person_resolved
-from attune_alerts.ledger import AlertLedger, AlertNotFound
-from attune_alerts.lifecycle import (
+from attune_alerts.domain.lifecycle import (
     MAX_NOTE_CHARS,
     InvalidTransition,
     StoredAlert,
@@ -27,6 +25,8 @@ from attune_alerts.lifecycle import (
     now_ms,
     resolved_by_person,
 )
+from attune_alerts.domain.rules import on_person_resolved
+from attune_alerts.ledger import AlertLedger, AlertNotFound
 from attune_alerts.paging import InvalidCursor, after_cursor, encode_cursor
 from attune_shared.auth import Principal, require_roles
 from attune_shared.events import Alert, AlertStatus, Severity, nul_escaped

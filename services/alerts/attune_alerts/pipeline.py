@@ -27,10 +27,7 @@ from attune_alerts.domain.decisions import Decision, Raise, Resolve, Update
 from attune_alerts.domain.errors import AlertDomainError
 from attune_alerts.domain.inputs import CareEvent as DomainCare
 from attune_alerts.domain.inputs import Measure
-from attune_alerts.domain.rules import on_care, on_inactivity_sweep, on_measure, on_person_resolved
-from attune_alerts.domain.state import EpisodeState
-from attune_alerts.ledger import AlertLedger, observe
-from attune_alerts.lifecycle import (
+from attune_alerts.domain.lifecycle import (
     EpisodeContext,
     StoredAlert,
     alert_event,
@@ -40,7 +37,10 @@ from attune_alerts.lifecycle import (
     resolved_by_rule,
     updated,
 )
-from attune_alerts.translate import repair_extras, to_care, to_measure, tracking_at_raise
+from attune_alerts.domain.rules import on_care, on_inactivity_sweep, on_measure, on_person_resolved
+from attune_alerts.domain.state import EpisodeState
+from attune_alerts.domain.translate import repair_extras, to_care, to_measure, tracking_at_raise
+from attune_alerts.ledger import AlertLedger, observe
 from attune_shared.events import CareEvent, MeasureScored, parse_internal
 from attune_shared.ids import derived_id
 from attune_shared.logging import get_logger

@@ -11,7 +11,7 @@ import pytest
 from attune_alerts.adapters.store import make_record
 from attune_alerts.config import load_contacts, load_thresholds
 from attune_alerts.delivery import backoff_seconds, deliveries_for, email_text
-from attune_alerts.lifecycle import alert_event, escalated
+from attune_alerts.domain.lifecycle import alert_event, escalated
 from attune_alerts.settings import AlertsSettings
 from attune_shared.settings import SettingsError
 from tests.unit.alerts_service.builders import T0

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from attune_alerts.domain.decisions import Raise, Resolve, Update
-from attune_alerts.lifecycle import (
+from attune_alerts.domain.lifecycle import (
     EpisodeContext,
     InvalidTransition,
     StoredAlert,

@@ -10,7 +10,7 @@ from attune_alerts.domain.inputs import Measure, SeriesPoint
 from attune_alerts.domain.rules import on_care, on_measure
 from attune_alerts.domain.state import EpisodeState
 from attune_alerts.domain.thresholds import AlertThresholds
-from attune_alerts.translate import repair_extras, to_care, to_measure, tracking_at_raise
+from attune_alerts.domain.translate import repair_extras, to_care, to_measure, tracking_at_raise
 from tests.support.ids import rs
 from tests.unit.alerts_service.builders import Client, week
 

@@ -33,8 +33,8 @@ from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from attune_alerts.domain.lifecycle import EpisodeContext, StoredAlert, now_ms
 from attune_alerts.domain.state import EpisodeState
-from attune_alerts.lifecycle import EpisodeContext, StoredAlert, now_ms
 from attune_shared.events import Alert, AlertEvent
 from attune_shared.mongo import (
     bulk_write,
