@@ -1,4 +1,4 @@
-"""EpisodeState survives to_dict -> JSON -> from_dict, and decisions continue identically afterwards."""
+"""EpisodeState survives state_to_dict -> JSON -> state_from_dict, and decisions continue identically afterwards."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from attune_alerts.domain.errors import InvalidStateDocument
 from attune_alerts.domain.rules import on_measure
 from attune_alerts.domain.state import EpisodeState
+from attune_alerts.domain.state_codec import state_from_dict, state_to_dict
 from attune_alerts.domain.texts import DETERIORATION, DROPOUT, RUPTURE, SAFETY
 
 
@@ -29,8 +30,8 @@ def test_a_busy_state_round_trips_through_json(ep, b):
     state = _busy_episode(ep, b)
     assert set(state.open_alerts) == {SAFETY, DETERIORATION, RUPTURE, DROPOUT}
     assert state.lenient_pending and state.srs_seen and state.baselines and state.sessions
-    document = json.loads(json.dumps(state.to_dict()))
-    assert EpisodeState.from_dict(document) == state
+    document = json.loads(json.dumps(state_to_dict(state)))
+    assert state_from_dict(document) == state
 
 
 def test_closures_and_closed_episodes_round_trip(ep, b):
@@ -38,16 +39,16 @@ def test_closures_and_closed_episodes_round_trip(ep, b):
     ep.care(b.care("closed", 30, reason="unilateral"))
     state = ep.state
     assert state.rupture_closures and not state.episode_open
-    assert EpisodeState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    assert state_from_dict(json.loads(json.dumps(state_to_dict(state)))) == state
 
 
 def test_empty_state_round_trips():
-    assert EpisodeState.from_dict(json.loads(json.dumps(EpisodeState().to_dict()))) == EpisodeState()
+    assert state_from_dict(json.loads(json.dumps(state_to_dict(EpisodeState())))) == EpisodeState()
 
 
 def test_rules_continue_identically_from_a_reloaded_state(ep, b):
     state = _busy_episode(ep, b)
-    reloaded = EpisodeState.from_dict(json.loads(json.dumps(state.to_dict())))
+    reloaded = state_from_dict(json.loads(json.dumps(state_to_dict(state))))
     repair = b.point("w5", 4.1, drop=None, position=5, at=35)
     srs = b.measure("s9", "SRS", {"total": 30.0, "alliance_concern": True}, at=63, appt="a9")
     for m in (repair, srs):
@@ -67,7 +68,7 @@ def test_rules_continue_identically_from_a_reloaded_state(ep, b):
     ],
 )
 def test_malformed_documents_raise_a_named_error(ep, b, mutate):
-    document = _busy_episode(ep, b).to_dict()
+    document = state_to_dict(_busy_episode(ep, b))
     mutate(document)
     with pytest.raises(InvalidStateDocument):
-        EpisodeState.from_dict(document)
+        state_from_dict(document)

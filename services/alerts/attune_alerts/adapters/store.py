@@ -35,6 +35,7 @@ from pymongo.errors import DuplicateKeyError
 
 from attune_alerts.domain.lifecycle import EpisodeContext, StoredAlert, now_ms
 from attune_alerts.domain.state import EpisodeState
+from attune_alerts.domain.state_codec import state_from_dict, state_to_dict
 from attune_shared.events import Alert, AlertEvent
 from attune_shared.mongo import (
     bulk_write,
@@ -80,7 +81,7 @@ def _episode_doc(row: EpisodeRow) -> dict[str, Any]:
         "client_ref": row.ctx.client_ref,
         "clinician_id": row.ctx.clinician_id,
         "partition": row.partition,
-        "state_json": json.dumps(state.to_dict(), separators=(",", ":")),
+        "state_json": json.dumps(state_to_dict(state), separators=(",", ":")),
         "open_alerts": [{"rule_id": r, "alert_id": a} for r, a in sorted(row.open_alert_ids.items())],
         # Denormalised for the inactivity sweep's query.
         "episode_open": state.episode_open,
@@ -94,7 +95,7 @@ def _episode_doc(row: EpisodeRow) -> dict[str, Any]:
 def _episode_row(doc: Mapping[str, Any]) -> EpisodeRow:
     return EpisodeRow(
         ctx=EpisodeContext(doc["_id"], doc["clinic_id"], doc["client_ref"], doc.get("clinician_id")),
-        state=EpisodeState.from_dict(json.loads(doc["state_json"])),
+        state=state_from_dict(json.loads(doc["state_json"])),
         open_alert_ids={o["rule_id"]: o["alert_id"] for o in doc.get("open_alerts", [])},
         version=int(doc["version"]),
         partition=doc.get("partition"),

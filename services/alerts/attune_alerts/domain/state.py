@@ -1,4 +1,8 @@
-"""Per-episode rule state: open alerts, session outcomes, alliance baselines, applied revisions."""
+"""Per-episode rule state: open alerts, session outcomes, alliance baselines, applied revisions.
+
+Its JSON document form is `state_codec` (`state_to_dict`, `state_from_dict`), which imports this
+module and never the reverse, so the domain has no import cycle.
+"""
 
 from __future__ import annotations
 
@@ -142,16 +146,3 @@ class EpisodeState:
         """A copy that remembers one more closed rupture alert."""
         closures = sorted((*self.rupture_closures, closure), key=lambda c: c.closed_at)
         return replace(self, rupture_closures=tuple(closures[-MAX_RUPTURE_CLOSURES:]))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-compatible document of this state."""
-        from attune_alerts.domain.state_codec import state_to_dict
-
-        return state_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EpisodeState:
-        """Read back a document written by `to_dict`; raise InvalidStateDocument when malformed."""
-        from attune_alerts.domain.state_codec import state_from_dict
-
-        return state_from_dict(data)
