@@ -54,10 +54,11 @@ test-faults: up ## only the fault-injection suite (crashes, restarts, outages, s
 test-unit: setup ## only the fast tests (no infrastructure)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-lint: setup ## ruff (lint and format check) and mypy
+lint: setup ## ruff (lint and format check), mypy and the architecture contracts (import-linter, pyproject.toml)
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
 	@.venv/bin/mypy
+	@.venv/bin/lint-imports --no-cache --no-logo
 
 format: setup ## apply ruff's formatting and safe fixes
 	@.venv/bin/ruff check --fix .
