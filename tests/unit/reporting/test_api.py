@@ -115,9 +115,12 @@ async def test_a_cell_from_four_clients_is_null_and_suppressed_for_ops_only(
     assert january["sessions_attended"] is None and january["attendance_rate"] is None
     assert january["suppressed"] is True
     assert "sessions_attended" in january["suppressed_columns"]
-    # February's sessions come from 5 clients (A B C D E): shown to ops too.
+    # February's sessions come from 5 clients (A B C D E), enough to show; but the total row shows the
+    # period's 14 sessions, and 14 - 6 would give January's 8 away. So February is withheld too (the
+    # complementary cell), while the total stays.
     february = ops["rows"][1]
-    assert february["sessions_attended"] == 6 and "sessions_attended" not in february["suppressed_columns"]
+    assert february["sessions_attended"] is None and "sessions_attended" in february["suppressed_columns"]
+    assert ops["rows"][-1]["row_type"] == "total" and ops["rows"][-1]["sessions_attended"] == 14
     assert ops["suppression"] == {"applied": True, "min_cell_size": 5}
     lead = (await get(client, f"/v1/reports/clinics/{N}", LEAD_NORTH, by="month")).json()
     assert lead["rows"][0]["sessions_attended"] == 8
@@ -138,6 +141,45 @@ async def test_a_lead_network_report_is_restricted_to_its_clinics(client: httpx.
     assert body["clinics"] == [S]
     assert [r["clinic_id"] for r in body["rows"]] == [S, None]
     assert body["rows"][-1]["sessions_attended"] == 1
+
+
+def recoverable(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """Withheld counts that subtraction gives away: (row label, column, value) for every additive
+    column where exactly one row is null and the total and every other row are shown."""
+    *parts, whole = rows
+    assert whole["row_type"] == "total"
+    leaks = []
+    for column in COLUMN_NAMES:
+        if not column.startswith(("sessions_", "episodes_", "ruptures_", "alerts_raised")):
+            continue  # additive counts only (rates and means need more arithmetic, the same way)
+        hidden = [r for r in parts if r[column] is None and column in r["suppressed_columns"]]
+        others = [r for r in parts if r not in hidden]
+        if len(hidden) == 1 and whole[column] is not None and all(r[column] is not None for r in others):
+            label = str(hidden[0]["month"] or hidden[0]["clinic_id"] or hidden[0]["modality"])
+            leaks.append((label, column, whole[column] - sum(r[column] for r in others)))
+    return leaks
+
+
+@pytest.mark.parametrize(
+    ("path", "by"),
+    [
+        (f"/v1/reports/clinics/{N}", "month"),
+        (f"/v1/reports/clinics/{N}", "modality"),
+        (f"/v1/reports/clinics/{S}", "month"),
+        ("/v1/reports/network", "clinic"),
+        ("/v1/reports/network", "month"),
+        ("/v1/reports/network", "modality"),
+    ],
+)
+async def test_no_withheld_cell_can_be_recovered_by_subtracting_from_the_total(
+    client: httpx.AsyncClient, path: str, by: str
+) -> None:
+    # Before complementary suppression this found January's 8 sessions at north-01 (14 - 6) and the
+    # one-client clinic's figures in the network report (network total - north).
+    for range_ in (RANGE, {"from": "2026-01", "to": "2026-01"}, {"from": "2025-12", "to": "2026-03"}):
+        body = (await client.get(path, params={**range_, "by": by}, headers=OPS)).json()
+        assert body["suppression"]["applied"] is True
+        assert recoverable(body["rows"]) == []
 
 
 @pytest.mark.parametrize(

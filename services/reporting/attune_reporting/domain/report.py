@@ -7,7 +7,7 @@ from typing import Any
 
 from attune_reporting.domain.access import Audience
 from attune_reporting.domain.cells import ALL, GROUPS, MODALITIES, MODALITY_GROUPS, Cell, modality_key
-from attune_reporting.domain.figures import row, total
+from attune_reporting.domain.figures import Totals, complement, row, total
 
 CLINIC_BY = ("month", "clinician", "modality")
 NETWORK_BY = ("clinic", "modality", "month")
@@ -21,6 +21,27 @@ def _parts(cells: Iterable[Cell[Any]], key: str) -> list[tuple[str, Any]]:
     return [(c.clinic_id, c.parts[key]) for c in cells if key in c.parts]
 
 
+class _Rows:
+    """A report's rows as they are built, with the sums behind each (for complementary suppression)."""
+
+    def __init__(self, suppress_below: int | None) -> None:
+        self.cut = suppress_below
+        self.built: list[tuple[dict[str, Any], Totals]] = []
+
+    def add(self, dims: dict[str, Any], t: Totals, groups: Iterable[str] | None = None) -> None:
+        kw: dict[str, Any] = {} if groups is None else {"groups": groups}
+        self.built.append((row(dims, t, suppress_below=self.cut, **kw), t))
+
+    def finish(
+        self, dims: dict[str, Any], t: Totals, groups: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Add the total row; where small cells are withheld, withhold what subtraction would reveal."""
+        self.add(dims, t, groups)
+        if self.cut is not None:
+            complement(self.built[:-1], self.built[-1])
+        return [out for out, _ in self.built]
+
+
 def clinic_rows(
     cells: Iterable[Cell[Any]], *, clinic_id: str, months: Sequence[str], by: str, audience: Audience
 ) -> list[dict[str, Any]]:
@@ -28,27 +49,25 @@ def clinic_rows(
     wanted = set(months)
     mine = _ordered(c for c in cells if c.clinic_id == clinic_id and c.month in wanted)
     first, last = months[0], months[-1]
-    cut = audience.suppress_below
-    rows: list[dict[str, Any]] = []
+    rows = _Rows(audience.suppress_below)
     base = {"row_type": "row", "clinic_id": clinic_id, "period_from": first, "period_to": last}
     if by == "month":
         for m in months:
             dims = {**base, "month": m, "period_from": m, "period_to": m}
-            rows.append(row(dims, total(_parts((c for c in mine if c.month == m), ALL)), suppress_below=cut))
+            rows.add(dims, total(_parts((c for c in mine if c.month == m), ALL)))
     elif by == "clinician":
         keys = sorted({k for c in mine for k in c.parts if k.startswith("clinician:")})
         for key in keys:
             dims = {**base, "clinician_id": key.split(":", 1)[1]}
-            rows.append(row(dims, total(_parts(mine, key)), suppress_below=cut))
+            rows.add(dims, total(_parts(mine, key)))
     elif by == "modality":
         for modality in MODALITIES:
             dims = {**base, "modality": modality}
             parts = _parts(mine, modality_key(modality))
-            rows.append(row(dims, total(parts), groups=MODALITY_GROUPS, suppress_below=cut))
+            rows.add(dims, total(parts), MODALITY_GROUPS)
     else:
         raise ValueError(f"by must be one of {CLINIC_BY}")
-    rows.append(row({**base, "row_type": "total"}, total(_parts(mine, ALL)), suppress_below=cut))
-    return rows
+    return rows.finish({**base, "row_type": "total"}, total(_parts(mine, ALL)))
 
 
 def network_rows(
@@ -59,27 +78,20 @@ def network_rows(
     scope = audience.clinics
     mine = _ordered(c for c in cells if c.month in wanted and (scope is None or c.clinic_id in scope))
     first, last = months[0], months[-1]
-    cut = audience.suppress_below
     base = {"row_type": "row", "period_from": first, "period_to": last}
-    rows: list[dict[str, Any]] = []
+    rows = _Rows(audience.suppress_below)
     if by == "clinic":
         for clinic_id in sorted({c.clinic_id for c in mine}):
             ours = [c for c in mine if c.clinic_id == clinic_id]
-            rows.append(row({**base, "clinic_id": clinic_id}, total(_parts(ours, ALL)), suppress_below=cut))
+            rows.add({**base, "clinic_id": clinic_id}, total(_parts(ours, ALL)))
     elif by == "modality":
         for modality in MODALITIES:
             parts = _parts(mine, modality_key(modality))
-            dims = {**base, "modality": modality}
-            rows.append(row(dims, total(parts), groups=MODALITY_GROUPS, suppress_below=cut))
+            rows.add({**base, "modality": modality}, total(parts), MODALITY_GROUPS)
     elif by == "month":
         for m in months:
             parts = _parts((c for c in mine if c.month == m), ALL)
-            rows.append(
-                row({**base, "month": m, "period_from": m, "period_to": m}, total(parts), suppress_below=cut)
-            )
+            rows.add({**base, "month": m, "period_from": m, "period_to": m}, total(parts))
     else:
         raise ValueError(f"by must be one of {NETWORK_BY}")
-    rows.append(
-        row({**base, "row_type": "total"}, total(_parts(mine, ALL)), groups=GROUPS, suppress_below=cut)
-    )
-    return rows
+    return rows.finish({**base, "row_type": "total"}, total(_parts(mine, ALL)), GROUPS)
