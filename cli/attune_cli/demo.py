@@ -4,6 +4,10 @@ Starts the four services as real processes on the running infrastructure (make d
 publishes a seeded network's EHR events, waits until every consumer group has drained, then prints
 the network report, the alerts by rule and the dead letters by code, each compared with what the
 simulator knows must come out. Exit code 0 only when everything matches.
+
+With `--json` the same run prints its progress and tables on stderr and one JSON document on stdout
+(`Outcome.to_dict`: the verdict, the comparison with the ground truth, the alerts by rule, the
+network report's rows and the timings), also when the run fails before the comparison.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -88,6 +93,10 @@ class Outcome:
     network_report_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     compared: bool = False  # the comparison ran to the end (a run that failed before it is never ok)
+    run: dict[str, Any] = field(default_factory=dict)  # network size, seed, namespace
+    report_period: dict[str, str] = field(default_factory=dict)  # {"from": "YYYY-MM", "to": "YYYY-MM"}
+    alerts_by_rule: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: str | None = None  # why the run stopped before its end, if it did
 
     @property
     def ok(self) -> bool:
@@ -102,8 +111,28 @@ class Outcome:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary."""
-        return {**self.__dict__, "ok": self.ok}
+        """JSON-ready summary: `ok` and `verdict` first, then every field."""
+        verdict = "matches the ground truth" if self.ok else "does not match the ground truth"
+        return {"ok": self.ok, "verdict": verdict, **self.__dict__}
+
+
+def alerts_by_rule(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per rule: alerts raised, still open, and how they ended (resolution, or status while open)."""
+    out: dict[str, dict[str, Any]] = {}
+    for rule in sorted({a["rule_id"] for a in alerts}):
+        mine = [a for a in alerts if a["rule_id"] == rule]
+        ends = Counter(a.get("resolution") or a["status"] for a in mine)
+        out[rule] = {
+            "raised": len(mine),
+            "open": sum(1 for a in mine if a["status"] != "resolved"),
+            "ended_as": dict(sorted(ends.items())),
+        }
+    return out
+
+
+def outcome_json(outcome: Outcome) -> str:
+    """The one JSON document `attune demo --json` prints on stdout."""
+    return json.dumps(outcome.to_dict(), indent=2, default=str)
 
 
 def _port(name: str) -> int:
@@ -165,6 +194,7 @@ def compare(
     outcome.alerts_extra = sorted((actual - expected).elements())
     outcome.dead_letters_expected = dict(Counter(d.code for d in scenario.truth.dead_letters))
     outcome.dead_letters_actual = dead
+    outcome.alerts_by_rule = alerts_by_rule(alerts)
     truth = scenario.truth.reporting["network"]
     for column, path in FIGURES:
         want: Any = truth
@@ -200,15 +230,55 @@ def run_demo(
     keep_running: bool,
     summary_json: Path | None,
     console: Console,
+    json_stdout: bool = False,
 ) -> Outcome:
-    """The whole demo; returns the outcome (outcome.ok tells whether it matched the ground truth)."""
+    """The whole demo; returns the outcome (outcome.ok tells whether it matched the ground truth).
+
+    The outcome goes to `summary_json` and, with `json_stdout`, to stdout as one document, whatever
+    happened (a run that stopped early says why in `error`); `console` should then write to stderr,
+    so that the document is all stdout holds.
+    """
     outcome = Outcome()
+    try:
+        _run(
+            outcome,
+            clinics=clinics,
+            clients=clients,
+            weeks=weeks,
+            seed=seed,
+            keep_running=keep_running,
+            console=console,
+        )
+    except BaseException as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if summary_json:
+            summary_json.parent.mkdir(parents=True, exist_ok=True)
+            summary_json.write_text(outcome_json(outcome))
+        if json_stdout:
+            sys.stdout.write(outcome_json(outcome) + "\n")
+            sys.stdout.flush()
+    return outcome
+
+
+def _run(
+    outcome: Outcome,
+    *,
+    clinics: int,
+    clients: int,
+    weeks: int,
+    seed: int,
+    keep_running: bool,
+    console: Console,
+) -> None:
     # A SIGTERM (CI's timeout, a supervisor) must still stop the services this demo started.
     signal.signal(signal.SIGTERM, _exit_on_term)
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     prefix = os.environ.get("ATTUNE_NAME_PREFIX") or f"demo{run_id}_"
     run_dir = ROOT / "var" / "demo" / prefix.rstrip("_")
     settings = ServiceSettings(attune_name_prefix=prefix)
+    outcome.run = {"clinics": clinics, "clients": clients, "weeks": weeks, "seed": seed, "namespace": prefix}
     env = {
         "ATTUNE_NAME_PREFIX": prefix,
         "ATTUNE_ALERTS_CLOCK": "event",
@@ -257,6 +327,7 @@ def run_demo(
             scenario.config.as_of.replace(day=1) if scenario.config.as_of.day > 1 else scenario.config.as_of
         ).strftime("%Y-%m")
         last = min(last, datetime.fromisoformat(scenario.truth.as_of).strftime("%Y-%m"))
+        outcome.report_period = {"from": first, "to": last}
         t2 = time.monotonic()
         report = _get(
             f"{procs['reporting'].url}/v1/reports/network", OPS, **{"from": first, "to": last, "by": "clinic"}
@@ -280,10 +351,6 @@ def run_demo(
             codes = stop_stack(procs)
         console.print(f"services stopped: {codes}")
         outcome.timings["total_s"] = round(time.monotonic() - t0, 1)
-        if summary_json:
-            summary_json.parent.mkdir(parents=True, exist_ok=True)
-            summary_json.write_text(json.dumps(outcome.to_dict(), indent=2, default=str))
-    return outcome
 
 
 def _exit_on_term(*_: Any) -> None:
@@ -314,14 +381,12 @@ def _print(
     console.print(table)
 
     by_rule = Table("rule", "raised", "open", "resolved as", title="Alerts by rule")
-    for rule in sorted({a["rule_id"] for a in alerts}):
-        mine = [a for a in alerts if a["rule_id"] == rule]
-        ends = Counter(a.get("resolution") or a["status"] for a in mine)
+    for rule, counts in alerts_by_rule(alerts).items():
         by_rule.add_row(
             rule,
-            str(len(mine)),
-            str(sum(1 for a in mine if a["status"] != "resolved")),
-            ", ".join(f"{k} {v}" for k, v in sorted(ends.items())),
+            str(counts["raised"]),
+            str(counts["open"]),
+            ", ".join(f"{k} {v}" for k, v in counts["ended_as"].items()),
         )
     console.print(by_rule)
 

@@ -244,6 +244,14 @@ def demo(
     seed: Annotated[int, typer.Option(help="simulation seed")] = 42,
     keep_running: Annotated[bool, typer.Option(help="leave the services up after the report")] = False,
     summary_json: Annotated[Path | None, typer.Option(help="also write the outcome as JSON here")] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="for machines: progress and tables on stderr, one JSON document of the outcome on stdout "
+            "(verdict, comparison with the ground truth, alerts by rule, report rows, timings)",
+        ),
+    ] = False,
 ) -> None:
     """Run the four services on a simulated clinic network and check the outcome against ground truth."""
     from attune_cli.demo import run_demo
@@ -256,7 +264,8 @@ def demo(
         seed=seed,
         keep_running=interactive,
         summary_json=summary_json,
-        console=console,
+        console=make_console(stderr=True) if json_output else console,
+        json_stdout=json_output,
     )
     raise typer.Exit(0 if outcome.ok else 1)
 

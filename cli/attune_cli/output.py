@@ -12,8 +12,10 @@ from rich.console import Console
 PIPED_WIDTH = 160
 
 
-def make_console() -> Console:
-    """A console for stdout: the terminal's width, COLUMNS when set, else PIPED_WIDTH."""
-    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
-        return Console()
-    return Console(width=PIPED_WIDTH)
+def make_console(*, stderr: bool = False) -> Console:
+    """A console for stdout (stderr when `stderr`, so stdout stays machine-readable): the terminal's
+    width, COLUMNS when set, else PIPED_WIDTH."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty() or os.environ.get("COLUMNS"):
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=PIPED_WIDTH)

@@ -28,3 +28,10 @@ def test_columns_decides_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setattr("sys.stdout", io.StringIO())
     assert output.make_console().width == 100
+
+
+def test_stderr_console_leaves_stdout_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    console = output.make_console(stderr=True)
+    console.print("progress")
+    captured = capsys.readouterr()
+    assert captured.out == "" and "progress" in captured.err
