@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from attune_intake.domain.canonical import Pseudonymiser
-from attune_shared.events import parse_envelope
+from attune_intake.domain.validation import parse_envelope
 from attune_shared.ids import (
     APPOINTMENT_REF_PATTERN,
     EPISODE_REF_PATTERN,

@@ -17,7 +17,8 @@ from aiokafka import AIOKafkaConsumer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from attune_shared.events import EnvelopeRejected, parse_envelope
+from attune_intake.domain.validation import parse_envelope
+from attune_shared.events import EnvelopeRejected
 from attune_shared.mongo import make_client
 from attune_shared.settings import ServiceSettings
 

@@ -22,14 +22,8 @@ from attune_intake import metrics
 from attune_intake.adapters.store import IntakeStore, receipt_key
 from attune_intake.domain.canonical import Pseudonymiser, canonicalise
 from attune_intake.domain.episodes import ClientState
-from attune_shared.events import (
-    DeadLetter,
-    DeadLetterOrigin,
-    EhrEnvelope,
-    EnvelopeRejected,
-    parse_envelope,
-    record_key,
-)
+from attune_intake.domain.validation import parse_envelope
+from attune_shared.events import DeadLetter, DeadLetterOrigin, EhrEnvelope, EnvelopeRejected, record_key
 from attune_shared.ids import client_ref, pseudonym
 from attune_shared.kafka import OutRecord, publish_all
 from attune_shared.logging import get_logger

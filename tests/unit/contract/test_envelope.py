@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from attune_intake.domain.validation import parse_envelope
 from attune_shared.events import (
     EHR_EVENT_TYPES,
     MAX_RECORD_BYTES,
@@ -20,7 +21,6 @@ from attune_shared.events import (
     EnvelopeRejected,
     QuestionnaireCompletedEnvelope,
     SessionMissedEnvelope,
-    parse_envelope,
 )
 
 # The header of contract.md section 2's example, verbatim.
@@ -767,7 +767,8 @@ def test_a_session_missed_envelope_class_is_importable_for_typed_handlers() -> N
 def test_a_nul_in_a_sent_key_is_escaped_in_the_dead_letters_details() -> None:
     """PostgreSQL (the local store) cannot hold U+0000: a location naming a key that holds one is
     kept with the NUL written as `\\u0000`, so the dead letter can be stored (and read)."""
-    from attune_shared.events import EnvelopeRejected, parse_envelope, record_key
+    from attune_intake.domain.validation import parse_envelope
+    from attune_shared.events import EnvelopeRejected, record_key
 
     raw = b'{"event_id": "e1", "event_type": "client.referred", "schema_version": 1, "a\\u0000b": 1}'
     with pytest.raises(EnvelopeRejected) as caught:

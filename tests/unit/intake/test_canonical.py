@@ -8,7 +8,8 @@ from typing import Any
 
 from attune_intake.domain.canonical import Canonical, Pseudonymiser, canonicalise
 from attune_intake.domain.episodes import ClientState
-from attune_shared.events import EhrEnvelope, parse_envelope
+from attune_intake.domain.validation import parse_envelope
+from attune_shared.events import EhrEnvelope
 from attune_shared.ids import (
     APPOINTMENT_REF_PATTERN,
     EPISODE_REF_PATTERN,

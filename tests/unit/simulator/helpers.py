@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from attune_cli.simulator import OutboundRecord, Scenario
-from attune_shared.events import EhrEnvelope, parse_envelope
+from attune_intake.domain.validation import parse_envelope
+from attune_shared.events import EhrEnvelope
 
 SD_FLOOR = {"WAI-SR": 0.30, "SRS": 2.0}
 

@@ -6,7 +6,8 @@ from collections import Counter
 import pytest
 
 from attune_cli.simulator import Scenario
-from attune_shared.events import MAX_RECORD_BYTES, EnvelopeRejected, parse_envelope
+from attune_intake.domain.validation import parse_envelope
+from attune_shared.events import MAX_RECORD_BYTES, EnvelopeRejected
 from attune_shared.ids import client_ref
 from attune_shared.settings import DEV_PSEUDONYM_KEY
 
