@@ -27,6 +27,7 @@ from attune_shared.events.alerts import (
 from attune_shared.events.care import (
     CARE_EVENT_TYPES,
     RESPONSE_EVENT_TYPES,
+    AgeBand,
     AppointmentScheduled,
     CareEvent,
     ClientReferred,
@@ -116,6 +117,7 @@ __all__ = [
     "MEASURE_EVENT_TYPES",
     "PAYLOAD_TYPES",
     "RESPONSE_EVENT_TYPES",
+    "AgeBand",
     "Alert",
     "AlertEvent",
     "AlertEventType",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import Annotated, ClassVar, Final, Literal
+from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 
 from pydantic import AwareDatetime, Field, field_validator
 
@@ -26,6 +26,10 @@ from attune_shared.events.common import (
 from attune_shared.instruments import InstrumentName
 from attune_shared.topics import Topics
 
+# The client's age band at referral (clinical-rules.md, "Equity view"): intake computes it from
+# `birth_year`, which never leaves intake.
+AgeBand: TypeAlias = Literal["<18", "18-25", "26-40", "41-64", "65+"]
+
 
 class CareEvent(InternalEvent):
     """An event on the care topic."""
@@ -42,13 +46,15 @@ class EpisodeOpened(CareEvent):
 
 
 class ClientReferred(CareEvent):
-    """`client.referred` without its PHI (mrn, birth year, referral source)."""
+    """`client.referred` without its PHI (mrn, birth year, referral source); the birth year only
+    as the age band at `referred_on` (None: unknown)."""
 
     event_type: Literal["client.referred"] = "client.referred"
     referred_on: date
     clinician_id: Ref | None = None
     preferred_language: LanguageTag | None = None
     interpreter_needed: bool | None = None
+    age_band: AgeBand | None = None
 
 
 class ClinicianAssigned(CareEvent):

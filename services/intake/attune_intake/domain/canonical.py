@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from attune_intake.domain.age import age_band
 from attune_intake.domain.episodes import ClientState, assign_clinician, close, place
 from attune_shared.events import (
     AppointmentScheduled,
@@ -110,6 +111,9 @@ def canonicalise(env: EhrEnvelope, state: ClientState, ids: Pseudonymiser) -> Ca
         )
 
     fields = {k: v for k, v in p.model_dump().items() if k not in _DROPPED}
+    if env.event_type == "client.referred":
+        # The birth year stays here; only the band at the referral date travels (equity view).
+        fields["age_band"] = age_band(p.birth_year, p.referred_on)
     for kind in ("appointment", "response"):
         if fields.get(f"{kind}_id") is not None:
             fields[f"{kind}_id"] = ids.of(env, kind, fields[f"{kind}_id"])
