@@ -23,6 +23,25 @@ class ChangeFromIntake:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectedBand:
+    """Where the network's model expects this score at this session (measures fits it on closed episodes).
+
+    `session_index` is the score's session in its instrument's series (1 = intake); `low` and `high` are
+    the band's edges (the 10th and 90th percentile paths by default, `quantiles` says which), `median`
+    the expected score. The model is named by version, fit time and the episodes it was fitted on.
+    """
+
+    session_index: int
+    median: float
+    low: float
+    high: float
+    quantiles: tuple[float, float, float]
+    model_version: str
+    model_fitted_at: datetime
+    model_episodes: int
+
+
+@dataclass(frozen=True, slots=True)
 class SeriesPoint:
     """This score's place in its alliance series; mu, sd_eff and drop are None with < 3 earlier scores."""
 
@@ -50,6 +69,7 @@ class Measure:
     change: ChangeFromIntake | None = None
     series: SeriesPoint | None = None
     superseded: bool = False
+    expected: ExpectedBand | None = None
 
     def score(self, name: str) -> float | None:
         """A numeric score by name, or None when absent."""

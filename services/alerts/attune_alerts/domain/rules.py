@@ -11,6 +11,7 @@ from attune_alerts.domain.deterioration import apply_deterioration
 from attune_alerts.domain.dropout import apply_session, sweep_inactivity, sync_dropout_severity
 from attune_alerts.domain.errors import AlertDomainError
 from attune_alerts.domain.inputs import CareEvent, Measure
+from attune_alerts.domain.not_on_track import apply_not_on_track
 from attune_alerts.domain.psq import apply_psq
 from attune_alerts.domain.rupture import apply_alliance
 from attune_alerts.domain.safety import apply_safety
@@ -36,7 +37,7 @@ def on_measure(
     amended = measure.superseded or applied is not None
     state = replace(state, applied={**state.applied, measure.response_id: measure.revision})
     decisions: list[Decision] = []
-    for rule in (apply_safety, apply_deterioration, apply_alliance, apply_psq):
+    for rule in (apply_safety, apply_deterioration, apply_not_on_track, apply_alliance, apply_psq):
         state, produced = rule(state, measure, thresholds, now, amended=amended)
         decisions.extend(produced)
     state, produced = sync_dropout_severity(state, now, thresholds)

@@ -44,7 +44,8 @@ class RuptureTrack:
 
 @dataclass(frozen=True, slots=True)
 class TriggerMark:
-    """One response that triggered `outcome.deterioration`, per instrument and session."""
+    """One response that triggered `outcome.deterioration` or `outcome.not-on-track`, per instrument
+    and session."""
 
     response_id: str
     instrument: str
@@ -129,6 +130,8 @@ class EpisodeState:
     srs_seen: Mapping[str, SrsSeen] = field(default_factory=dict)
     lenient_pending: Mapping[str, AlliancePoint] = field(default_factory=dict)
     episode_open: bool = True
+    # The session time of the latest outcome score per instrument (not-on-track judges the latest only).
+    outcome_seen: Mapping[str, datetime] = field(default_factory=dict)
 
     def alert(self, rule_id: str) -> OpenAlert | None:
         """The open alert of a rule, if any."""

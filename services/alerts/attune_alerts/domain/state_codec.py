@@ -132,6 +132,7 @@ def state_to_dict(s: EpisodeState) -> dict[str, Any]:
             for k, c in s.lenient_pending.items()
         },
         "episode_open": s.episode_open,
+        "outcome_seen": {k: _dt(v) for k, v in s.outcome_seen.items()},
     }
 
 
@@ -174,6 +175,8 @@ def state_from_dict(d: Mapping[str, Any]) -> EpisodeState:
                 ),
             ),
             episode_open=bool(d["episode_open"]),
+            # Absent from documents written before outcome.not-on-track: nothing seen yet.
+            outcome_seen={k: _req_dt(v) for k, v in d.get("outcome_seen", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidStateDocument(f"malformed episode-state document: {exc!r}") from exc

@@ -6,6 +6,7 @@ SAFETY = "safety.phq9-item9"
 RUPTURE = "alliance.rupture"
 DETERIORATION = "outcome.deterioration"
 DROPOUT = "engagement.dropout-risk"
+NOT_ON_TRACK = "outcome.not-on-track"
 
 RULE_VERSION = 1
 
@@ -14,6 +15,7 @@ TITLES = {
     RUPTURE: "Possible alliance rupture: review",
     DETERIORATION: "Reliable deterioration since intake: review",
     DROPOUT: "Risk of dropout: review engagement",
+    NOT_ON_TRACK: "Not on track against expected progress: review",
 }
 
 SUGGESTED_ACTIONS = {
@@ -29,5 +31,12 @@ SUGGESTED_ACTIONS = {
     DROPOUT: (
         "Contact the client to re-engage: acknowledge the missed contact without blame, ask about "
         "barriers to attending and how the work is going, and offer a next appointment."
+    ),
+    NOT_ON_TRACK: (
+        "Review progress with the client: their scores are worse than most clients with a similar "
+        "start reached by this session. Check the four areas the clinical support tools cover: the "
+        "alliance (ask how the work together is going), motivation and readiness for change, social "
+        "support, and recent life events or stressors; discuss in supervision and consider adjusting "
+        "the plan."
     ),
 }

@@ -25,6 +25,7 @@ class AlertThresholds:
     dropout_consecutive_misses: int = 2
     inactivity_days: int = 21
     rupture_recency_days: int = 14
+    not_on_track_min_session: int = 3
     sla_urgent_hours: float = 1.0
     sla_high_hours: float = 24.0
     sla_normal_hours: float = 72.0
@@ -62,6 +63,10 @@ class AlertThresholds:
         for key in ("psq_tension_min", "psq_repair_min"):
             if not 1 <= getattr(self, key) <= 5:
                 raise InvalidThresholds(f"{key} must be 1..5 (PSQ items are scored 1..5)")
+        if self.not_on_track_min_session < 2:
+            raise InvalidThresholds(
+                "not_on_track_min_session must be at least 2 (session 1 is intake, which has no expected band)"
+            )
 
 
 def _coerce(key: str, value: Any, *, integer: bool) -> int | float:
