@@ -45,6 +45,7 @@ ZERO: dict[str, Any] = {
     "alerts_raised_alliance_rupture": 0,
     "alerts_raised_outcome_deterioration": 0,
     "alerts_raised_engagement_dropout_risk": 0,
+    "alerts_raised_outcome_not_on_track": 0,
     "alerts_raised_other_rules": 0,
     "alerts_raised_urgent": 0,
     "alerts_raised_high": 0,

@@ -6,7 +6,7 @@ import functools
 import operator
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -17,6 +17,7 @@ KNOWN_RULES: Final = (
     "alliance.rupture",
     "outcome.deterioration",
     "engagement.dropout-risk",
+    "outcome.not-on-track",
 )
 SEVERITIES: Final = ("urgent", "high", "normal")
 DECIMALS: Final = 4
@@ -247,39 +248,49 @@ def row(
     return out
 
 
-def _withhold(out: dict[str, Any], group: str) -> None:
-    for col in FIGURES:
+def _withhold(out: dict[str, Any], group: str, columns: Sequence[Column] = FIGURES) -> None:
+    for col in columns:
         if col.group == group and col.name not in out["suppressed_columns"]:
             out[col.name] = None
             out["suppressed_columns"].append(col.name)
     out["suppressed"] = True
 
 
-def _hidden(out: Mapping[str, Any], group: str) -> bool:
+def _hidden(out: Mapping[str, Any], group: str, columns: Sequence[Column] = FIGURES) -> bool:
     """Whether the row's figures of `group` cannot be read (withheld, or not meaningful for the row)."""
-    first = next(c.name for c in FIGURES if c.group == group)
+    first = next(c.name for c in columns if c.group == group)
     return first in out["suppressed_columns"] or out[first] is None
 
 
-def complement(rows: list[tuple[dict[str, Any], Totals]], total_row: tuple[dict[str, Any], Totals]) -> None:
+def complement(
+    rows: list[tuple[dict[str, Any], Totals]],
+    total_row: tuple[dict[str, Any], Totals],
+    columns: Sequence[Column] = FIGURES,
+) -> None:
     """Complementary suppression, in place: where exactly one row of a partition has a group withheld
     and the total shows it, the row could be recovered by subtracting the others from the total, so
     one more cell is withheld: the row with the fewest (but some) clients in that group, or, when
     every other row has none, the total itself. Rows are the parts of `total_row` (months of the
-    period, clinicians, modalities or clinics), which is what makes the subtraction possible."""
+    period, clinicians, modalities or clinics, or an equity view's strata), which is what makes the
+    subtraction possible. `columns`: the answer's figure columns (the equity view has its own)."""
     total_out, total_t = total_row
-    for group in GROUPS:
-        withheld = [out for out, _ in rows if group in _withheld_groups(out)]
-        if len(withheld) != 1 or _hidden(total_out, group):
+    groups = GROUPS if columns is FIGURES else tuple(dict.fromkeys(c.group for c in columns if c.group))
+    for group in groups:
+        withheld = [out for out, _ in rows if group in _withheld_groups(out, columns)]
+        if len(withheld) != 1 or _hidden(total_out, group, columns):
             continue
-        shown = [(out, t) for out, t in rows if not _hidden(out, group) and t.distinct.get(group, 0) > 0]
+        shown = [
+            (out, t)
+            for out, t in rows
+            if not _hidden(out, group, columns) and t.distinct.get(group, 0) > 0
+        ]
         if shown:
             out, _ = min(shown, key=lambda ot: ot[1].distinct.get(group, 0))
-            _withhold(out, group)
+            _withhold(out, group, columns)
         elif total_t.distinct.get(group, 0) > 0:
-            _withhold(total_out, group)
+            _withhold(total_out, group, columns)
 
 
-def _withheld_groups(out: Mapping[str, Any]) -> set[str]:
+def _withheld_groups(out: Mapping[str, Any], columns: Sequence[Column] = FIGURES) -> set[str]:
     names = set(out["suppressed_columns"])
-    return {c.group for c in FIGURES if c.name in names and c.group is not None}
+    return {c.group for c in columns if c.name in names and c.group is not None}
