@@ -1,0 +1,161 @@
+"""Expected trajectories: the fit recovers known coefficients, the band covers what it should, below
+n_min there is no model, the same input gives the same model, crossing lines are sorted."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from attune_measures.domain.trajectories import (
+    Band,
+    EpisodeScores,
+    ModelBook,
+    TrajectoryModel,
+    expected,
+    fit,
+    model_version,
+    rows_of,
+    usable,
+)
+
+AT = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+A, B, C = 4.0, 0.7, -2.5  # PHQ-9 median path: score_s = 4 + 0.7 intake - 2.5 log(s)
+SD = 1.5
+Z90 = 1.2815515655446004  # the normal's 90th percentile
+
+
+def synthetic(n: int, seed: int = 7, instrument: str = "PHQ-9") -> list[EpisodeScores]:
+    """n episodes of 3..12 sessions whose scores follow A + B*intake + C*log(s) + N(0, SD)."""
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        intake = rnd.uniform(8, 24)
+        sessions = rnd.randint(3, 12)
+        scores = [intake] + [
+            A + B * intake + C * math.log(s) + rnd.gauss(0, SD) for s in range(2, sessions + 1)
+        ]
+        out.append(EpisodeScores(instrument, tuple(scores)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def episodes() -> list[EpisodeScores]:
+    return synthetic(600)
+
+
+@pytest.fixture(scope="module")
+def model(episodes: list[EpisodeScores]) -> TrajectoryModel:
+    found = fit("PHQ-9", episodes, fitted_at=AT)
+    assert found is not None
+    return found
+
+
+def test_the_fit_recovers_the_median_coefficients(model: TrajectoryModel) -> None:
+    intercept, b_intake, b_log_s = model.coefficients[1]
+    assert intercept == pytest.approx(A, abs=0.5)
+    assert b_intake == pytest.approx(B, abs=0.03)
+    assert b_log_s == pytest.approx(C, abs=0.25)
+    # The outer lines sit about 1.28 SD either side of the median (normal noise).
+    assert model.coefficients[0][0] == pytest.approx(A - Z90 * SD, abs=0.6)
+    assert model.coefficients[2][0] == pytest.approx(A + Z90 * SD, abs=0.6)
+    assert model.quantiles == (0.1, 0.5, 0.9)
+    assert model.episodes == 600
+    assert model.rows == len(rows_of(usable("PHQ-9", synthetic(600))))
+
+
+def test_about_a_tenth_of_rows_fall_below_and_above_the_band(
+    model: TrajectoryModel, episodes: list[EpisodeScores]
+) -> None:
+    rows = rows_of(episodes)
+    below = above = 0
+    for intake, s, score in rows:
+        # Unclipped lines: the synthetic scores are not bounded to 0..27.
+        lo, _, hi = sorted(a + b * intake + c * math.log(s) for a, b, c in model.coefficients)
+        below += score < lo
+        above += score > hi
+    assert below / len(rows) == pytest.approx(0.10, abs=0.02)
+    assert above / len(rows) == pytest.approx(0.10, abs=0.02)
+
+
+def test_below_n_min_there_is_no_model() -> None:
+    few = synthetic(49)
+    assert fit("PHQ-9", few, fitted_at=AT) is None
+    assert fit("PHQ-9", few, fitted_at=AT, n_min=49) is not None
+    # Episodes with fewer than three scores, or of another instrument, do not count.
+    short = [EpisodeScores("PHQ-9", (12.0, 10.0)) for _ in range(100)]
+    other = synthetic(100, instrument="GAD-7")
+    assert fit("PHQ-9", [*few, *short, *other], fitted_at=AT) is None
+    assert len(usable("PHQ-9", [*few, *short, *other])) == 49
+
+
+def test_a_constant_intake_gives_no_model() -> None:
+    flat = [EpisodeScores("ORS", (20.0, 22.0, 25.0)) for _ in range(60)]
+    assert fit("ORS", flat, fitted_at=AT) is None
+
+
+def test_the_same_input_gives_the_same_model_whatever_its_order(episodes: list[EpisodeScores]) -> None:
+    first = fit("PHQ-9", episodes, fitted_at=AT)
+    shuffled = list(episodes)
+    random.Random(3).shuffle(shuffled)
+    again = fit("PHQ-9", shuffled, fitted_at=AT)
+    assert first == again
+    assert first is not None
+    assert all(round(v, 6) == v for c in first.coefficients for v in c)
+    # The version names the fit time, the episodes and the coefficients' digest.
+    assert first.version.startswith("20261207T030000Z-e600-")
+    later = fit("PHQ-9", episodes, fitted_at=AT + timedelta(days=1))
+    assert later is not None and later.coefficients == first.coefficients
+    assert later.version != first.version
+    assert first.version.split("-")[-1] == later.version.split("-")[-1]
+
+
+def test_as_dict_round_trips(model: TrajectoryModel) -> None:
+    data = model.as_dict()
+    assert set(data["coefficients"]) == {"0.1", "0.5", "0.9"}
+    assert TrajectoryModel.from_dict(data) == model
+
+
+def _model(lines: tuple[tuple[float, float, float], ...], instrument: str = "ORS") -> TrajectoryModel:
+    coefficients = (lines[0], lines[1], lines[2])
+    return TrajectoryModel(
+        instrument=instrument,
+        coefficients=coefficients,
+        episodes=50,
+        rows=100,
+        fitted_at=AT,
+        version=model_version(instrument, AT, 50, (0.1, 0.5, 0.9), coefficients),
+    )
+
+
+def test_expected_band_rounds_and_sorts_crossing_lines() -> None:
+    # The 10% line rises faster in log(s) than the 50% one: they cross after s = e.
+    crossing = _model(((10.0, 0.5, 3.0), (11.0, 0.5, 2.0), (14.0, 0.5, 1.0)))
+    assert expected(crossing, 20.0, 1) == Band(20.0, 21.0, 24.0)
+    at_8 = expected(crossing, 20.0, 8)
+    assert at_8.low <= at_8.median <= at_8.high
+    lines_at_8 = (20 + 3 * math.log(8), 21 + 2 * math.log(8), 24 + math.log(8))  # 26.24, 25.16, 26.08
+    assert at_8 == Band(round(lines_at_8[1], 2), round(lines_at_8[2], 2), round(lines_at_8[0], 2))
+    assert expected(crossing, 20.0, 2).median == round(21 + 2 * math.log(2), 2)
+    with pytest.raises(ValueError):
+        expected(crossing, 20.0, 0)
+
+
+def test_expected_band_is_clipped_to_the_instrument_range() -> None:
+    phq = _model(((-5.0, 0.2, -3.0), (0.0, 0.5, -2.0), (30.0, 0.5, 0.0)), instrument="PHQ-9")
+    band = expected(phq, 10.0, 3)
+    assert band.low == 0.0 and band.high == 27.0
+    assert band.median == round(5 - 2 * math.log(3), 2)
+
+
+def test_a_member_keeps_the_model_it_was_first_published_under() -> None:
+    old = _model(((1.0, 1.0, 1.0), (2.0, 1.0, 1.0), (3.0, 1.0, 1.0)))
+    new = _model(((1.5, 1.0, 1.0), (2.5, 1.0, 1.0), (3.5, 1.0, 1.0)))
+    book = ModelBook(current={"ORS": new}).with_models([old])
+    assert book.model_for("ORS", revision=0, pinned=None) is new
+    assert book.model_for("ORS", revision=2, pinned=old.version) is old
+    assert book.model_for("ORS", revision=1, pinned=None) is None
+    assert book.model_for("PHQ-9", revision=0, pinned=None) is None
+    assert ModelBook().model_for("ORS", revision=1, pinned=old.version) is None
