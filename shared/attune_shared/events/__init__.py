@@ -102,6 +102,7 @@ from attune_shared.events.ehr import (
 from attune_shared.events.measures import (
     MEASURE_EVENT_TYPES,
     ChangeFromIntake,
+    ExpectedBand,
     MeasureScored,
     SeriesContext,
 )
@@ -156,6 +157,7 @@ __all__ = [
     "EpisodeRef",
     "EventId",
     "EventRef",
+    "ExpectedBand",
     "Frozen",
     "InternalEvent",
     "Items",

@@ -45,6 +45,21 @@ class SeriesContext(Frozen):
     drop: float | None = None
 
 
+class ExpectedBand(Frozen):
+    """The network's expected score at this session for a client with this intake score (the current
+    trajectory model of the instrument when the measure was first scored; docs/trajectories.md)."""
+
+    # The position in the episode's series of the instrument, 1 = the intake.
+    session_index: Annotated[int, Field(ge=1)]
+    median: float
+    low: float
+    high: float
+    quantiles: tuple[float, float, float]  # of low, median, high
+    model_version: Annotated[str, StringConstraints(min_length=1)]
+    model_fitted_at: AwareDatetime
+    model_episodes: Annotated[int, Field(ge=1)]
+
+
 class MeasureScored(InternalEvent):
     """A scored response (one revision of it), with the context the alert rules need."""
 
@@ -62,6 +77,8 @@ class MeasureScored(InternalEvent):
     scores: dict[str, float | int | bool | str | None]
     change: ChangeFromIntake | None = None
     series: SeriesContext | None = None
+    # ORS, PHQ-9, GAD-7 at session index >= 2, when the instrument had a trajectory model.
+    expected: ExpectedBand | None = None
     rule_versions: dict[str, Annotated[int, Field(ge=1)]]
     superseded: bool = False  # true on the re-publication of a revision an amendment replaced
 
