@@ -13,11 +13,10 @@ import pytest
 from aiokafka import TopicPartition
 
 from attune_alerts.adapters.store import AlertsStore, ConcurrentUpdate
-from attune_alerts.config import ClinicThresholds, Contacts
 from attune_alerts.domain.lifecycle import alert_id_for
 from attune_alerts.ledger import AlertLedger
 from attune_alerts.pipeline import AlertsPipeline, Inbound
-from attune_alerts.settings import AlertsSettings
+from attune_alerts.settings import AlertsSettings, ClinicThresholds, Contacts
 from attune_alerts.sweeper import PartitionTracker, Sweeper
 from attune_shared.events import AlertEvent, InternalEvent
 from attune_shared.kafka import make_broker

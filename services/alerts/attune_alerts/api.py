@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from attune_alerts.adapters.store import AlertsStore, ConcurrentUpdate
-from attune_alerts.config import ClinicThresholds
 from attune_alerts.domain.escalation import EscalationView, next_escalation_at
 from attune_alerts.domain.lifecycle import (
     MAX_NOTE_CHARS,
@@ -28,6 +27,7 @@ from attune_alerts.domain.lifecycle import (
 from attune_alerts.domain.rules import on_person_resolved
 from attune_alerts.ledger import AlertLedger, AlertNotFound
 from attune_alerts.paging import InvalidCursor, after_cursor, encode_cursor
+from attune_alerts.settings import ClinicThresholds
 from attune_shared.auth import Principal, require_roles
 from attune_shared.events import Alert, AlertStatus, Severity, nul_escaped
 from attune_shared.http import NO_CONTROL_PATTERN, no_surrogates

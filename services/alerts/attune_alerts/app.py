@@ -13,12 +13,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_alerts.adapters.senders import EmailSender, WebhookSender
 from attune_alerts.adapters.store import AlertsStore
-from attune_alerts.config import load_contacts, load_thresholds
 from attune_alerts.delivery import DeliveryWorker
 from attune_alerts.handlers import GROUP, input_topics, register_consumer, router
 from attune_alerts.ledger import AlertLedger
 from attune_alerts.pipeline import AlertsPipeline
-from attune_alerts.settings import AlertsSettings
+from attune_alerts.settings import AlertsSettings, load_contacts, load_thresholds
 from attune_alerts.sweeper import PartitionTracker, Sweeper
 from attune_shared.kafka import group_lag, make_broker
 from attune_shared.runtime import Service, build_app, serve

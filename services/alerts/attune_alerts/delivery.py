@@ -20,8 +20,8 @@ from typing import Any
 
 from attune_alerts import metrics
 from attune_alerts.adapters.senders import EmailSender, SendResult, WebhookSender
-from attune_alerts.config import Contacts
 from attune_alerts.domain.lifecycle import now_ms
+from attune_alerts.settings import Contacts
 from attune_shared.ids import derived_id
 from attune_shared.logging import get_logger
 

@@ -22,7 +22,6 @@ from pydantic import ValidationError
 
 from attune_alerts import metrics
 from attune_alerts.adapters.store import AlertsStore, ChangeRecord, ConcurrentUpdate, EpisodeRow, make_record
-from attune_alerts.config import ClinicThresholds
 from attune_alerts.domain.decisions import Decision, Raise, Resolve, Update
 from attune_alerts.domain.errors import AlertDomainError
 from attune_alerts.domain.inputs import CareEvent as DomainCare
@@ -41,6 +40,7 @@ from attune_alerts.domain.rules import on_care, on_inactivity_sweep, on_measure,
 from attune_alerts.domain.state import EpisodeState
 from attune_alerts.domain.translate import repair_extras, to_care, to_measure, tracking_at_raise
 from attune_alerts.ledger import AlertLedger, observe
+from attune_alerts.settings import ClinicThresholds
 from attune_shared.events import CareEvent, MeasureScored, parse_internal
 from attune_shared.ids import derived_id
 from attune_shared.logging import get_logger

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
 from attune_measures.domain.clinic_thresholds import ThresholdBook
+from attune_measures.domain.thresholds import DEFAULT, ScoringThresholds
+from attune_shared.clinic_settings import load_clinic_settings
 from attune_shared.settings import ServiceSettings
 
 
 def load_thresholds(path: Path | None) -> ThresholdBook:
-    """The thresholds in `path` (`{"default": {...}, "clinics": {...}}`), or the defaults without a file."""
-    if path is None:
-        return ThresholdBook()
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from None
-    try:
-        return ThresholdBook.from_config(data)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    """The thresholds in `path` (`{"default": {...}, "clinics": {...}}`), or the defaults without a file.
+
+    Raises ClinicSettingsError (a ValueError) naming the file, the key and what is wrong.
+    """
+    book = load_clinic_settings(
+        path, setting="ATTUNE_MEASURES_THRESHOLDS_FILE", base=DEFAULT, apply=ScoringThresholds.with_overrides
+    )
+    return ThresholdBook(book.default, book.clinics)
 
 
 class MeasuresSettings(ServiceSettings):

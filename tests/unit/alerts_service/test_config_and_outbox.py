@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from attune_alerts.adapters.store import make_record
-from attune_alerts.config import load_contacts, load_thresholds
 from attune_alerts.delivery import backoff_seconds, deliveries_for, email_text
 from attune_alerts.domain.lifecycle import alert_event, escalated
-from attune_alerts.settings import AlertsSettings
-from attune_shared.settings import SettingsError
+from attune_alerts.settings import AlertsSettings, load_contacts, load_thresholds
+from attune_shared.clinic_settings import ClinicSettingsError
 from tests.unit.alerts_service.builders import T0
 from tests.unit.alerts_service.test_lifecycle import _raised
 
@@ -48,13 +47,13 @@ def test_thresholds_file_default_and_per_clinic_overrides(tmp_path: Path) -> Non
         ({"default": {"rupture_strcit_drop": 2}}, "unknown alert threshold"),
         ({"clinics": {"north-01": {"repair_window_sessions": 2.5}}}, "whole number"),
         ({"clinics": {"north-01": {"sla_urgent_hours": -1}}}, "positive"),
-        ({"defaults": {}}, "expected an object"),
+        ({"defaults": {}}, "unknown top-level key"),
     ],
 )
 def test_a_bad_thresholds_file_stops_the_service_naming_the_problem(
     tmp_path: Path, data: object, message: str
 ) -> None:
-    with pytest.raises(SettingsError, match=message):
+    with pytest.raises(ClinicSettingsError, match=message):
         load_thresholds(_write(tmp_path, data))
 
 
@@ -79,13 +78,13 @@ def test_contacts_file_validation_and_secret_lookup(tmp_path: Path) -> None:
     assert contacts.secret_for("north-01", "https://hooks.example/a") == "0123456789abcdef"
     assert contacts.secret_for("north-01", "https://pager.example/x") == "fedcba9876543210"
     assert contacts.secret_for("south-01", "https://hooks.example/a") is None
-    with pytest.raises(SettingsError, match="secret"):
+    with pytest.raises(ClinicSettingsError, match="secret"):
         load_contacts(
             _write(
                 tmp_path, {"clinics": {"n": {"webhooks": [{"url": "https://x.example", "secret": "short"}]}}}
             )
         )
-    with pytest.raises(SettingsError, match="http"):
+    with pytest.raises(ClinicSettingsError, match="http"):
         load_contacts(
             _write(
                 tmp_path, {"clinics": {"n": {"webhooks": [{"url": "ftp://x.example/a", "secret": "0" * 16}]}}}
