@@ -1,4 +1,5 @@
-"""Write (or check) docs/asyncapi/<service>.json from each service's code."""
+"""Write (or check) docs/asyncapi/<service>.json from each service's code: its subscribers (create_app)
+and the outputs it declares beside the code that publishes (`attune_<service>.outputs.OUTPUTS`)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from attune_cli.stack import ROOT, SERVICES
-from attune_shared.asyncapi import document
+from attune_shared.asyncapi import Output, document
 
 DOCS = ROOT / "docs" / "asyncapi"
 
 
+def declared(service: str) -> tuple[Output, ...]:
+    """What the service declares it publishes (its outputs.py)."""
+    found: tuple[Output, ...] = importlib.import_module(f"attune_{service}.outputs").OUTPUTS
+    return found
+
+
 def generate(service: str) -> dict[str, Any]:
-    """The service's AsyncAPI document, built from its create_app (no connection is made)."""
+    """The service's AsyncAPI document, built from its create_app and its outputs (no connection is made)."""
     app = importlib.import_module(f"attune_{service}.app").create_app()
-    return document(service, app.state.service.broker, app.description)
+    return document(service, app.state.service.broker, app.description, declared(service))
 
 
 def render(doc: dict[str, Any]) -> str:

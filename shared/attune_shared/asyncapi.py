@@ -1,52 +1,61 @@
 """AsyncAPI documents generated from the services' code (FastStream), kept in docs/asyncapi/.
 
-Each service's subscribers are registered by its create_app; what it publishes is declared here as
-documentation-only publishers carrying the shared Pydantic models, so the document shows every
-message shape on every topic. `attune asyncapi` writes the files; a test keeps them current.
+Each service's subscribers are registered by its create_app. What it publishes is declared beside the
+code that publishes, as `OUTPUTS` in the service's `outputs.py` (a tuple of `Output`); the document
+adds them as documentation-only publishers carrying the shared Pydantic models, so it shows every
+message shape on every topic. `attune asyncapi` writes the files; unit tests keep them current and
+check that every topic a service publishes to is declared.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from faststream.kafka import KafkaBroker
-from faststream.specification import AsyncAPI
+from pydantic import BaseModel
 
-from attune_shared import events as ev
-from attune_shared.topics import Topics
-
-CARE = (
-    ev.EpisodeOpened,
-    ev.ClientReferred,
-    ev.ClinicianAssigned,
-    ev.AppointmentScheduled,
-    ev.SessionAttended,
-    ev.SessionMissed,
-    ev.SessionCancelled,
-    ev.EpisodeClosed,
-)
-OUTPUTS: dict[str, list[tuple[str, type[Any]]]] = {
-    "intake": [
-        *((Topics.CARE, m) for m in CARE),
-        (Topics.CARE, ev.ResponseSubmitted),
-        (Topics.EHR_DLQ, ev.DeadLetter),
-    ],
-    "measures": [(Topics.MEASURES, ev.MeasureScored), *((Topics.MEASURES, m) for m in CARE)],
-    "alerts": [(Topics.ALERTS, ev.AlertEvent)],
-    "reporting": [],
-}
+if TYPE_CHECKING:
+    from faststream.kafka import KafkaBroker
 
 
-def document(service: str, broker: KafkaBroker, description: str) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of one service (its broker's subscribers plus its outputs)."""
-    for topic, model in OUTPUTS[service]:
-        name = model.__name__
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One kind of message a service publishes."""
+
+    topic: str
+    """The topic's contract name (attune_shared.topics.Topics), before any ATTUNE_NAME_PREFIX."""
+    schema: type[BaseModel]
+    """The message's model (its JSON schema is the message's payload in the document)."""
+    description: str
+    """When and why the service publishes it."""
+
+
+def outputs(topic: str, schemas: Iterable[type[BaseModel]], description: str) -> tuple[Output, ...]:
+    """The same topic and description for several message models."""
+    return tuple(Output(topic, schema, description) for schema in schemas)
+
+
+def topics(declared: Iterable[Output]) -> set[str]:
+    """The topics a service declares it publishes to."""
+    return {o.topic for o in declared}
+
+
+def document(
+    service: str, broker: KafkaBroker, description: str, declared: Iterable[Output]
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of one service (its broker's subscribers plus its declared outputs)."""
+    from faststream.specification import AsyncAPI
+
+    for out in declared:
+        name = out.schema.__name__
+        summary = (out.schema.__doc__ or "").strip().splitlines()[0]
         broker.publisher(
-            topic,
-            title=f"{service}:{topic}:{name}",
-            schema=model,
-            description=f"{name} ({(model.__doc__ or '').strip().splitlines()[0]})",
+            out.topic,
+            title=f"{service}:{out.topic}:{name}",
+            schema=out.schema,
+            description=f"{name} ({summary}) {out.description}",
         )
     spec = AsyncAPI(
         broker, title=f"Attune {service}", version="0.1.0", description=description, schema_version="3.0.0"
