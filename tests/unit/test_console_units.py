@@ -196,6 +196,101 @@ def test_chart_marks_a_psq_rupture_on_the_same_sessions_alliance_score() -> None
     assert psq["score"] == "rupture reported, tension 5, resolution 1" and psq["mark"] == "Trigger"
 
 
+NOT_ON_TRACK_ALERT = {
+    "rule_id": "outcome.not-on-track",
+    "evidence": {
+        "instrument": "ORS",
+        "instruments": ["ORS"],
+        "score": 15.0,
+        "response_id": "rs_3",
+        "session_index": 3,
+        "expected_median": 26.5,
+        "expected_low": 20.25,
+        "expected_high": 32.0,
+        "quantiles": [0.1, 0.5, 0.9],
+        "worse_side": "below",
+        "model_version": "ors-2026-02-01",
+        "model_fitted_at": "2026-02-01T03:00:00+00:00",
+        "model_episodes": 64,
+        "trigger_count": 1,
+        "thresholds_used": {
+            "not_on_track_min_session": 3,
+            "band_low_quantile": 0.1,
+            "band_high_quantile": 0.9,
+        },
+    },
+}
+
+
+def test_a_not_on_track_alert_says_the_score_against_its_expected_band() -> None:
+    got = explain(NOT_ON_TRACK_ALERT)
+    text = " ".join(got.sentences)
+    assert (
+        "ORS total 15 at session 3 is below the band expected for that session (20.25 to 32; median 26.5)"
+        in text
+    )
+    assert "lower ORS totals mean" in text
+    assert "from the 10th to the 90th percentile" in text
+    assert "model ors-2026-02-01, fitted on 2026-02-01 from 64 closed episodes" in text
+    assert "not recorded" not in text
+    assert ("not on track min session", "3") in got.thresholds
+
+
+def test_a_not_on_track_alert_on_two_instruments_names_each_band() -> None:
+    ev = dict(NOT_ON_TRACK_ALERT["evidence"])  # type: ignore[arg-type]
+    latest = {**ev, "instrument": "PHQ-9", "score": 16, "response_id": "rs_p", "worse_side": "above"}
+    latest |= {"expected_low": 4.0, "expected_high": 12.5, "expected_median": 8.0}
+    ev |= {"instruments": ["ORS", "PHQ-9"], "latest_trigger": latest, "trigger_count": 2}
+    text = " ".join(explain({"rule_id": "outcome.not-on-track", "evidence": ev}).sentences)
+    assert "ORS total 15 at session 3 is below" in text
+    assert (
+        "PHQ-9 total 16 at session 3 is above the band expected for that session (4 to 12.5; median 8)"
+        in text
+    )
+    assert "Not on track on ORS, PHQ-9." in text
+
+
+def test_chart_draws_the_expected_band_at_the_not_on_track_trigger() -> None:
+    series = {
+        "series": [
+            {
+                "instrument": "ORS",
+                "respondent": "client",
+                "kind": "outcome",
+                "score_name": "total",
+                "higher_is_better": True,
+                "points": [_point("rs_1", 1, 22.0), _point("rs_2", 8, 19.0), _point("rs_3", 15, 15.0)],
+            },
+            {
+                "instrument": "WAI-SR",
+                "respondent": "client",
+                "kind": "alliance",
+                "score_name": "mean",
+                "points": [_point("rs_w", 15, 4.0)],
+            },
+        ]
+    }
+    got = chart(series, NOT_ON_TRACK_ALERT)
+    outcome = got["panels"]["outcome"]
+    assert [(m["mark"], m["y"]) for m in outcome["marks"]] == [("trigger", 15.0)]
+    assert outcome["bands"] == [
+        {
+            "x": "2026-03-15T09:00:00+00:00",
+            "low": 20.25,
+            "median": 26.5,
+            "high": 32.0,
+            "label": "Expected band",
+            "line": "ORS",
+        }
+    ]
+    assert got["panels"]["alliance"]["bands"] == []
+    marked = [r["mark"] for r in got["rows"] if r["mark"]]
+    assert marked == ["Trigger; expected 20.25 to 32 (median 26.5)"]
+    # Another rule's alert draws no band, even with the same evidence keys.
+    other = chart(series, {**NOT_ON_TRACK_ALERT, "rule_id": "outcome.deterioration"})
+    assert other["panels"]["outcome"]["bands"] == []
+
+
 def test_a_psq_rupture_is_explained_in_its_own_words() -> None:
     alert = {
         "rule_id": "alliance.rupture",

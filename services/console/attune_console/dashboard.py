@@ -44,6 +44,7 @@ ALERT_RULES = [
     ("alerts_raised_alliance_rupture", "Alliance rupture"),
     ("alerts_raised_outcome_deterioration", "Deterioration"),
     ("alerts_raised_engagement_dropout_risk", "Dropout risk"),
+    ("alerts_raised_outcome_not_on_track", "Not on track"),
 ]
 
 

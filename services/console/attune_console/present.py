@@ -17,6 +17,7 @@ RULE_NAMES = {
     "alliance.rupture": "Alliance rupture",
     "outcome.deterioration": "Reliable deterioration",
     "engagement.dropout-risk": "Dropout risk",
+    "outcome.not-on-track": "Not on track",
 }
 RESOLUTIONS = {
     "repaired": "repaired",
@@ -134,6 +135,8 @@ def explain(alert: dict[str, Any]) -> Explanation:
             f"{_num(ev.get('intake_score'))} at intake: a change of {_num(ev.get('change'))}, beyond the "
             f"reliable-change threshold of {_num(ev.get('reliable_change_threshold'))}."
         )
+    elif rule == "outcome.not-on-track":
+        said.extend(_not_on_track_sentences(ev))
     elif rule == "safety.phq9-item9":
         said.append(
             f"On the PHQ-9, item 9 (thoughts of being better off dead or of self-harm) was answered "
@@ -156,6 +159,65 @@ def explain(alert: dict[str, Any]) -> Explanation:
         [(k.replace("_", " "), _num(v, 2)) for k, v in sorted(used.items())] if isinstance(used, dict) else []
     )
     return Explanation(said, thresholds)
+
+
+# What a higher score means, for the instruments not-on-track judges.
+_WORSE = {
+    "ORS": ("below", "lower ORS totals mean the client rates their life as going less well"),
+    "PHQ-9": ("above", "higher PHQ-9 totals mean more symptoms of depression"),
+    "GAD-7": ("above", "higher GAD-7 totals mean more symptoms of anxiety"),
+}
+
+
+def _pct(q: Any) -> str:
+    """A quantile as a percentile in words: 0.1 -> "10th", 0.9 -> "90th", 0.5 -> "50th"."""
+    if isinstance(q, bool) or not isinstance(q, int | float):
+        return "?"
+    n = round(q * 100)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def band_triggers(ev: dict[str, Any]) -> list[dict[str, Any]]:
+    """The scores a not-on-track alert names with their expected band: the first trigger and, when
+    another fired since, the latest one."""
+    out: list[dict[str, Any]] = []
+    for e in (ev, ev.get("latest_trigger")):
+        if not isinstance(e, dict) or e.get("expected_low") is None or e.get("expected_high") is None:
+            continue
+        if all(e.get("response_id") != o.get("response_id") for o in out):
+            out.append(e)
+    return out
+
+
+def _not_on_track_sentences(ev: dict[str, Any]) -> list[str]:
+    said: list[str] = []
+    shown = band_triggers(ev)
+    for e in shown:
+        name = str(e.get("instrument", "The outcome measure"))
+        side, meaning = _WORSE.get(name, (str(e.get("worse_side") or "outside"), ""))
+        said.append(
+            f"{name} total {_num(e.get('score'))} at session {_num(e.get('session_index'))} is {side} the "
+            f"band expected for that session ({_num(e.get('expected_low'), 2)} to "
+            f"{_num(e.get('expected_high'), 2)}; median {_num(e.get('expected_median'), 2)})"
+            + (f": {meaning}." if meaning else ".")
+        )
+    if shown:
+        e = shown[-1]
+        q = e.get("quantiles") if isinstance(e.get("quantiles"), list) else []
+        low_q, high_q = (q[0], q[-1]) if len(q) >= 2 else (None, None)
+        fitted = parse_time(e.get("model_fitted_at"))
+        said.append(
+            f"The band runs from the {_pct(low_q)} to the {_pct(high_q)} percentile of where clients of "
+            f"this network with a similar first score were at that session: the expected-trajectory "
+            f"model {e.get('model_version', 'not recorded')}, fitted"
+            + (f" on {fitted.date().isoformat()}" if fitted else "")
+            + f" from {_num(e.get('model_episodes'))} closed episodes."
+        )
+    instruments = ev.get("instruments")
+    if isinstance(instruments, list) and len(instruments) > 1:
+        said.append(f"Not on track on {', '.join(str(i) for i in instruments)}.")
+    return said
 
 
 @dataclass(frozen=True)
@@ -252,9 +314,15 @@ def chart(series: dict[str, Any], alert: dict[str, Any]) -> dict[str, Any]:
                     }
                 )
     panels: dict[str, dict[str, Any]] = {
-        "alliance": {"title": "Alliance", "lines": [], "marks": []},
-        "outcome": {"title": "Outcome", "lines": [], "marks": []},
+        "alliance": {"title": "Alliance", "lines": [], "marks": [], "bands": []},
+        "outcome": {"title": "Outcome", "lines": [], "marks": [], "bands": []},
     }
+    # A not-on-track alert: each trigger's expected band at its session, drawn as a range.
+    bands = (
+        {str(e.get("response_id")): e for e in band_triggers(ev)}
+        if alert.get("rule_id") == "outcome.not-on-track"
+        else {}
+    )
     rows: list[dict[str, Any]] = list(_psq_rows)
     for s in series.get("series") or []:
         kind = s.get("kind")
@@ -291,6 +359,25 @@ def chart(series: dict[str, Any], alert: dict[str, Any]) -> dict[str, Any]:
                 change = p.get("change") or {}
                 if p["response_id"] in trigger_ids and change.get("intake_response_id"):
                     marks.setdefault(str(change["intake_response_id"]), []).append("intake")
+        expected: dict[str, str] = {}
+        for p in points:
+            e = bands.get(p["response_id"])
+            if kind != "outcome" or e is None or e.get("instrument") not in (None, name):
+                continue
+            panels[kind]["bands"].append(
+                {
+                    "x": p["session_at"],
+                    "low": e.get("expected_low"),
+                    "median": e.get("expected_median"),
+                    "high": e.get("expected_high"),
+                    "label": "Expected band",
+                    "line": label,
+                }
+            )
+            expected[p["response_id"]] = (
+                f"expected {score(e.get('expected_low'))} to {score(e.get('expected_high'))} "
+                f"(median {score(e.get('expected_median'))})"
+            )
         for p in points:
             kinds = sorted(marks.get(p["response_id"], []), key=list(MARK_LABELS).index)
             for mark in kinds:
@@ -309,7 +396,11 @@ def chart(series: dict[str, Any], alert: dict[str, Any]) -> dict[str, Any]:
                     "instrument": label,
                     "score": p["score"],
                     "score_name": s.get("score_name"),
-                    "mark": ", ".join(MARK_LABELS[m] for m in kinds),
+                    "mark": "; ".join(
+                        x
+                        for x in (", ".join(MARK_LABELS[m] for m in kinds), expected.get(p["response_id"]))
+                        if x
+                    ),
                 }
             )
     rows.sort(key=lambda r: parse_time(r["at"]) or _EPOCH)

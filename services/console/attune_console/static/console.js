@@ -142,7 +142,26 @@
           data: marks.map(function (m) { return { x: Date.parse(m.x), y: m.y }; })
         });
       });
-      canvas.setAttribute("data-marks", panel.marks.map(function (m) { return m.mark; }).join(" "));
+      // A not-on-track alert: the expected band at the trigger's session, a bar from low to high
+      // with the median as a dash.
+      var bands = panel.bands || [];
+      bands.forEach(function (b, i) {
+        var x = Date.parse(b.x);
+        datasets.push({
+          type: "line", label: i === 0 ? b.label : b.label + " (" + (i + 1) + ")", borderColor: "rgba(15, 118, 110, 0.45)",
+          backgroundColor: "rgba(15, 118, 110, 0.45)", borderWidth: 10, pointRadius: 0, borderCapStyle: "butt",
+          data: [{ x: x, y: b.low }, { x: x, y: b.high }]
+        });
+      });
+      if (bands.length) {
+        datasets.push({
+          type: "scatter", label: "Expected median", pointStyle: "line", pointRadius: 10, borderWidth: 3,
+          borderColor: "#0f766e", backgroundColor: "#0f766e", showLine: false,
+          data: bands.map(function (b) { return { x: Date.parse(b.x), y: b.median }; })
+        });
+      }
+      canvas.setAttribute("data-marks", panel.marks.map(function (m) { return m.mark; })
+        .concat(bands.map(function () { return "band"; })).join(" "));
       new window.Chart(canvas, {
         data: { datasets: datasets },
         options: {
