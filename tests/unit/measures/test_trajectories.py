@@ -3,12 +3,16 @@ n_min there is no model, the same input gives the same model, crossing lines are
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import attune_measures.domain.revisions as revisions
+from attune_measures.domain.revisions import run_batch
+from attune_measures.domain.thresholds import DEFAULT
 from attune_measures.domain.trajectories import (
     Band,
     EpisodeScores,
@@ -20,6 +24,10 @@ from attune_measures.domain.trajectories import (
     rows_of,
     usable,
 )
+from attune_measures.domain.versions import ResponseVersion, Tracked
+from attune_shared.events import MeasureScored
+from tests.support.ids import as_episode, rs
+from tests.unit.measures_service.builders import ors, srs, version
 
 AT = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 A, B, C = 4.0, 0.7, -2.5  # PHQ-9 median path: score_s = 4 + 0.7 intake - 2.5 log(s)
@@ -159,3 +167,79 @@ def test_a_member_keeps_the_model_it_was_first_published_under() -> None:
     assert book.model_for("ORS", revision=1, pinned=None) is None
     assert book.model_for("PHQ-9", revision=0, pinned=None) is None
     assert ModelBook().model_for("ORS", revision=1, pinned=old.version) is None
+
+
+# The expectation on measure.scored (revisions.recompute_group with a ModelBook).
+
+
+def _run(book: dict[str, Tracked], batch: list[ResponseVersion], models: ModelBook) -> list[MeasureScored]:
+    _, settled = run_batch(book, batch, lambda _: DEFAULT, models)
+    book.clear()
+    book.update(settled.book)
+    return settled.events
+
+
+def test_measures_at_session_two_on_carry_the_current_models_band() -> None:
+    model = _model(((0.0, 1.0, 1.0), (2.0, 1.0, 2.0), (4.0, 1.0, 3.0)))
+    book: dict[str, Tracked] = {}
+    events = _run(book, [ors("o1", 20, 0), ors("o2", 22, 1), ors("o3", 26, 2)], ModelBook({"ORS": model}))
+    assert [e.expected is None for e in events] == [True, False, False]
+    second = events[1].expected
+    assert second is not None
+    assert (second.session_index, second.median, second.low, second.high) == (
+        2,
+        round(22 + 2 * math.log(2), 2),
+        round(20 + math.log(2), 2),
+        round(24 + 3 * math.log(2), 2),
+    )
+    assert (second.model_version, second.model_fitted_at, second.model_episodes) == (model.version, AT, 50)
+    assert second.quantiles == (0.1, 0.5, 0.9)
+    assert events[2].expected is not None and events[2].expected.session_index == 3
+    # Other instruments carry none.
+    srs_events = _run(book, [srs("s1", 36, 0), srs("s2", 36, 1)], ModelBook({"ORS": model}))
+    assert all(e.expected is None for e in srs_events)
+
+
+def test_a_refit_changes_only_measures_scored_after_it() -> None:
+    old = _model(((0.0, 1.0, 1.0), (2.0, 1.0, 2.0), (4.0, 1.0, 3.0)))
+    new = _model(((1.0, 1.0, 1.0), (3.0, 1.0, 2.0), (5.0, 1.0, 3.0)))
+    book: dict[str, Tracked] = {}
+    _run(book, [ors("o1", 20, 0), ors("o2", 22, 1)], ModelBook({"ORS": old}))
+    # After the refit the group is recomputed (a new member), but o2 keeps its band: nothing republished.
+    events = _run(book, [ors("o3", 26, 2)], ModelBook({"ORS": new}).with_models([old]))
+    assert [(e.response_id, e.expected.model_version if e.expected else None) for e in events] == [
+        (rs("o3"), new.version)
+    ]
+    # A late intake moves every point one place: o2 is recomputed under its own model at index 3.
+    events = _run(book, [ors("o0", 18, -1)], ModelBook({"ORS": new}).with_models([old]))
+    by_id = {e.response_id: e.expected for e in events}
+    assert by_id[rs("o0")] is None
+    o2 = by_id[rs("o2")]
+    assert o2 is not None and (o2.model_version, o2.session_index) == (old.version, 3)
+    assert o2.median == round(2 + 18 + 2 * math.log(3), 2)
+
+
+def test_measures_published_without_a_model_keep_none_and_their_fingerprint() -> None:
+    book: dict[str, Tracked] = {}
+    first = _run(book, [ors("o1", 20, 0), ors("o2", 22, 1)], ModelBook())
+    assert all(e.expected is None for e in first)
+    assert '"expected"' in first[1].model_dump_json()  # published as null, additive
+    # Without an expectation the digest is the one a measure had before the field existed.
+    before = first[1].model_dump_json(exclude={*revisions._NOT_CONTENT, "expected"})
+    assert revisions.fingerprint(first[1]) == hashlib.sha256(before.encode()).hexdigest()
+    model = _model(((0.0, 1.0, 1.0), (2.0, 1.0, 2.0), (4.0, 1.0, 3.0)))
+    events = _run(book, [ors("o3", 21, 2)], ModelBook({"ORS": model}))
+    assert [e.response_id for e in events] == [rs("o3")]
+    assert events[0].expected is not None and events[0].expected.session_index == 3
+
+
+def test_settle_reports_the_outcome_series_it_recomputed() -> None:
+    _, settled = run_batch(
+        {},
+        [ors("o1", 20, 0), ors("o2", 22, 1), srs("s1", 36, 0), version("p1", "PHQ-9", [1] * 9, 0)],
+        lambda _: DEFAULT,
+    )
+    assert settled.series == {
+        f"{as_episode('ep_1')}:ORS": (20.0, 22.0),
+        f"{as_episode('ep_1')}:PHQ-9": (9.0,),
+    }

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from attune_measures.domain.change import change_from_intake
 from attune_measures.domain.scoring import Score, UnscorableResponse, score
 from attune_measures.domain.series import context_for
 from attune_measures.domain.thresholds import RULE_VERSIONS, ScoringThresholds
+from attune_measures.domain.trajectories import TRAJECTORY_INSTRUMENTS, ModelBook, TrajectoryModel, expected
 from attune_measures.domain.versions import Applied, ResponseVersion, Tracked, apply_versions, groups
-from attune_shared.events import ChangeFromIntake, MeasureScored, SeriesContext
+from attune_shared.events import ChangeFromIntake, ExpectedBand, MeasureScored, SeriesContext
 from attune_shared.ids import derived_id
 
 ALLIANCE_INSTRUMENTS: Final = frozenset({"WAI-SR", "SRS"})
 # Event bookkeeping that is not part of what a measure says; a change to these alone republishes nothing.
 _NOT_CONTENT: Final = frozenset({"event_id", "revision", "superseded", "occurred_at", "source_event_id"})
+_NO_MODELS: Final = ModelBook()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,10 @@ class Revised:
 
 def fingerprint(event: MeasureScored) -> str:
     """A digest of what a measure says (its content, not its id or revision)."""
-    content = event.model_dump_json(exclude=set(_NOT_CONTENT))
+    # Without an expectation the content is what it was before `expected` existed, so measures
+    # published then keep their fingerprint (nothing is republished for the new field).
+    exclude = _NOT_CONTENT if event.expected is not None else _NOT_CONTENT | {"expected"}
+    content = event.model_dump_json(exclude=set(exclude))
     return hashlib.sha256(content.encode()).hexdigest()
 
 
@@ -63,13 +68,17 @@ def _basis(
     intake: tuple[str, float] | None,
     alliance: Sequence[tuple[str, float]] | None,
     window: int,
+    trajectory: tuple[str, int] | None = None,
 ) -> tuple[Any, ...]:
     """Everything a member's published content depends on: its response, the thresholds, the intake
-    response and score, and for an alliance point the earlier points' count and its window. The
-    last two as one string (repr is exact for ids and floats), which the process remembers for
-    tens of thousands of members at a fraction of the tuples' memory."""
+    response and score, for an alliance point the earlier points' count and its window, and for an
+    expectation the model version and session index. The last three as one string (repr is exact for
+    ids and floats), which the process remembers for tens of thousands of members at a fraction of
+    the tuples' memory."""
     series = (len(alliance), alliance[-window:]) if alliance is not None else None
-    return (tracked.response, thresholds, repr((intake, series)))
+    if trajectory is None:
+        return (tracked.response, thresholds, repr((intake, series)))
+    return (tracked.response, thresholds, repr((intake, series, trajectory)))
 
 
 def _known(tracked: Tracked, thresholds: ScoringThresholds) -> Computed | None:
@@ -80,8 +89,14 @@ def _known(tracked: Tracked, thresholds: ScoringThresholds) -> Computed | None:
     return None
 
 
-def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> list[Revised]:
-    """Recompute every member of one episode + instrument group; revise those whose content changed."""
+def recompute_group(
+    group: Sequence[Tracked], thresholds: ScoringThresholds, models: ModelBook = _NO_MODELS
+) -> list[Revised]:
+    """Recompute every member of one episode + instrument group; revise those whose content changed.
+
+    An ORS, PHQ-9 or GAD-7 member at session index s >= 2 (its place among the group's scored members)
+    carries the expected band of the model it is pinned to (models.model_for): the current model when
+    it is first published, that same version on every later revision."""
     ordered = sorted(group, key=lambda t: t.response.order)
     # (member, its score if computed now, its primary score)
     scored: list[tuple[Tracked, Score | None, float | None]] = []
@@ -101,10 +116,18 @@ def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> 
     # The intake: the first member with a primary score, as (response_id, score).
     intake = next(((t.response.response_id, p) for t, _, p in scored if p is not None), None)
     alliance: list[tuple[str, float]] = []  # (response_id, score) of the client-rated series so far
+    index = 0  # session index: the place among the scored members, 1 = the intake
     for tracked, result, primary in scored:
         r = tracked.response
         in_series = r.instrument in ALLIANCE_INSTRUMENTS and r.respondent == "client" and primary is not None
-        basis = _basis(tracked, thresholds, intake, alliance if in_series else None, thresholds.series_window)
+        index += primary is not None
+        model = None
+        if r.instrument in TRAJECTORY_INSTRUMENTS:
+            model = models.model_for(r.instrument, revision=tracked.revision, pinned=tracked.trajectory)
+        at = (model.version, index) if model is not None and index >= 2 and primary is not None else None
+        basis = _basis(
+            tracked, thresholds, intake, alliance if in_series else None, thresholds.series_window, at
+        )
         known = tracked.computed
         if isinstance(known, Computed) and known.basis == basis and known.digest == tracked.fingerprint:
             out.append(Revised(tracked, None))
@@ -118,7 +141,11 @@ def recompute_group(group: Sequence[Tracked], thresholds: ScoringThresholds) -> 
             if in_series:
                 assert primary is not None
                 series = alliance_context(r.series_key, alliance, primary, thresholds, r.instrument)
-            out.append(_revise(tracked, result, change, series, basis))
+            band = None
+            if model is not None and at is not None and intake is not None:
+                band = expected_band(model, intake[1], index)
+            pin = model.version if model is not None else None
+            out.append(_revise(tracked, result, change, series, basis, band, pin))
         if in_series:
             assert primary is not None
             alliance.append((r.response_id, primary))
@@ -140,6 +167,21 @@ def intake_change(
         reliable_improvement=found.reliable_improvement,
         reliable_deterioration=found.reliable_deterioration,
         threshold=found.threshold,
+    )
+
+
+def expected_band(model: TrajectoryModel, intake_score: float, session_index: int) -> ExpectedBand:
+    """The model's expected band at this session for this intake score."""
+    band = expected(model, intake_score, session_index)
+    return ExpectedBand(
+        session_index=session_index,
+        median=band.median,
+        low=band.low,
+        high=band.high,
+        quantiles=model.quantiles,
+        model_version=model.version,
+        model_fitted_at=model.fitted_at,
+        model_episodes=model.episodes,
     )
 
 
@@ -178,6 +220,8 @@ def _revise(
     change: ChangeFromIntake | None,
     series: SeriesContext | None,
     basis: tuple[Any, ...],
+    band: ExpectedBand | None = None,
+    pin: str | None = None,
 ) -> Revised:
     r = tracked.response
     revision = tracked.revision + 1
@@ -203,6 +247,7 @@ def _revise(
         scores=dict(result.values),
         change=change,
         series=series,
+        expected=band,
         rule_versions=rule_versions,
         superseded=revision > 1,
     )
@@ -211,7 +256,12 @@ def _revise(
     if digest == tracked.fingerprint:
         return Revised(replace(tracked, computed=computed), None)
     revised = replace(
-        tracked, revision=revision, fingerprint=digest, scores=dict(result.values), computed=computed
+        tracked,
+        revision=revision,
+        fingerprint=digest,
+        scores=dict(result.values),
+        trajectory=pin if tracked.revision == 0 else tracked.trajectory,
+        computed=computed,
     )
     return Revised(revised, event)
 
@@ -223,12 +273,16 @@ class Settled:
     events: list[MeasureScored]
     changed: dict[str, Tracked]
     book: dict[str, Tracked]
+    # ORS, PHQ-9 and GAD-7 groups recomputed: their primary scores in session order (what a
+    # trajectory fit reads once the episode is closed), by series_key.
+    series: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 def settle(
     applied: Applied,
     book: Mapping[str, Tracked],
     thresholds_for: Callable[[str], ScoringThresholds],
+    models: ModelBook = _NO_MODELS,
 ) -> Settled:
     """Recompute every touched group of `book` (applied's book plus any group members read since).
 
@@ -240,25 +294,42 @@ def settle(
         v.key: out[v.key] for v, verdict in applied.verdicts if verdict in ("new", "replaced")
     }
     events: list[MeasureScored] = []
-    for _, group in sorted(groups(out, applied.touched).items()):
+    series: dict[str, tuple[float, ...]] = {}
+    for series_key, group in sorted(groups(out, applied.touched).items()):
         if not group:  # its only response moved to another episode
+            if series_key.rsplit(":", 1)[-1] in TRAJECTORY_INSTRUMENTS:
+                series[series_key] = ()
             continue
-        for revised in recompute_group(group, thresholds_for(group[0].response.clinic_id)):
+        revisions = recompute_group(group, thresholds_for(group[0].response.clinic_id), models)
+        for revised in revisions:
             key = revised.tracked.response.key
             out[key] = revised.tracked
             if revised.event is not None or key in changed:
                 changed[key] = revised.tracked
             if revised.event is not None:
                 events.append(revised.event)
+        if group[0].response.instrument in TRAJECTORY_INSTRUMENTS:
+            series[series_key] = primaries(r.tracked for r in revisions)
     events.sort(key=lambda e: (e.session_at, e.episode_id, e.instrument, e.source, e.response_id))
-    return Settled(events, changed, out)
+    return Settled(events, changed, out, series)
+
+
+def primaries(members: Iterable[Tracked]) -> tuple[float, ...]:
+    """The primary scores of a recomputed group's members, in session order."""
+    found = [
+        (t.response.order, t.computed.primary)
+        for t in members
+        if isinstance(t.computed, Computed) and t.computed.primary is not None
+    ]
+    return tuple(p for _, p in sorted(found))
 
 
 def run_batch(
     book: Mapping[str, Tracked],
     incoming: Iterable[ResponseVersion],
     thresholds_for: Callable[[str], ScoringThresholds],
+    models: ModelBook = _NO_MODELS,
 ) -> tuple[Applied, Settled]:
     """Apply a batch to a book that already holds every member of the groups it touches, and settle it."""
     applied = apply_versions(book, incoming)
-    return applied, settle(applied, applied.book, thresholds_for)
+    return applied, settle(applied, applied.book, thresholds_for, models)

@@ -114,6 +114,9 @@ class Tracked:
     revision: int = 0
     fingerprint: str | None = None
     scores: Mapping[str, Any] | None = None
+    # The trajectory model version its expectation uses, fixed when it was first published (None: it
+    # had no model then, and keeps none); see trajectories.ModelBook.model_for.
+    trajectory: str | None = None
     # What this process last computed for it (revisions.Computed): not stored, not compared.
     computed: Any = field(default=None, compare=False, repr=False)
 
