@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from attune_alerts.domain.inputs import ExpectedBand, Measure
 from attune_alerts.domain.state_codec import state_from_dict, state_to_dict
 from attune_alerts.domain.texts import NOT_ON_TRACK, SUGGESTED_ACTIONS, TITLES
 from attune_alerts.domain.thresholds import AlertThresholds
+from attune_alerts.settings import load_thresholds
 
 RAISED = [("Raise", NOT_ON_TRACK)]
 FITTED = datetime(2026, 2, 1, 3, 0, tzinfo=UTC)
@@ -275,3 +277,18 @@ def test_state_round_trips_through_its_document(ep, b):
     old = state_to_dict(ep.state)
     del old["outcome_seen"]  # a document written before the rule existed
     assert state_from_dict(old).outcome_seen == {}
+
+
+def test_the_thresholds_file_sets_the_first_session_per_clinic(tmp_path):
+    path = tmp_path / "thresholds.json"
+    doc = {
+        "default": {"not_on_track_min_session": 4},
+        "clinics": {"north-01": {"not_on_track_min_session": 3}},
+    }
+    path.write_text(json.dumps(doc))
+    loaded = load_thresholds(path)
+    assert loaded.for_clinic("north-01").not_on_track_min_session == 3
+    assert loaded.for_clinic("south-01").not_on_track_min_session == 4
+    path.write_text(json.dumps({"clinics": {"north-01": {"not_on_track_min_session": 1}}}))
+    with pytest.raises(ValueError, match="not_on_track_min_session"):
+        load_thresholds(path)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from attune_alerts.domain.decisions import Resolve
 from attune_alerts.domain.inputs import Measure, SeriesPoint
 from attune_alerts.domain.rules import on_care, on_measure
 from attune_alerts.domain.state import EpisodeState
+from attune_alerts.domain.texts import NOT_ON_TRACK
 from attune_alerts.domain.thresholds import AlertThresholds
 from attune_alerts.domain.translate import repair_extras, to_care, to_measure, tracking_at_raise
+from attune_shared.events import ExpectedBand
 from tests.support.ids import rs
 from tests.unit.alerts_service.builders import Client, week
 
@@ -25,6 +27,39 @@ def test_a_measure_keeps_numbers_and_flags_and_drops_text_scores() -> None:
     assert s is not None and s.position == 4 and s.earlier_count == 3 and s.drop is not None and s.drop > 2
     ors = to_measure(c.ors("o2", 22, intake=28, at=week(2), revision=2, superseded=True))
     assert ors.change is not None and ors.change.reliable_deterioration and ors.superseded
+
+
+def test_an_expected_band_reaches_the_rules_and_judges_not_on_track() -> None:
+    c = Client()
+    fitted = datetime(2026, 2, 1, tzinfo=UTC)
+    band = ExpectedBand(
+        session_index=3,
+        median=26.0,
+        low=20.0,
+        high=32.0,
+        quantiles=(0.1, 0.5, 0.9),
+        model_version="ors-v1",
+        model_fitted_at=fitted,
+        model_episodes=51,
+    )
+    ev = c.ors("o3", 15, intake=18, at=week(3)).model_copy(update={"expected": band})
+    m = to_measure(ev)
+    assert m.expected is not None
+    assert (m.expected.session_index, m.expected.low, m.expected.high, m.expected.median) == (
+        3,
+        20.0,
+        32.0,
+        26.0,
+    )
+    assert (m.expected.model_version, m.expected.model_fitted_at, m.expected.model_episodes) == (
+        "ors-v1",
+        fitted,
+        51,
+    )
+    assert m.expected.quantiles == (0.1, 0.5, 0.9)
+    _, decisions = on_measure(EpisodeState(), m, AlertThresholds(), week(3))
+    assert [(type(d).__name__, d.rule_id) for d in decisions] == [("Raise", NOT_ON_TRACK)]
+    assert to_measure(c.ors("o4", 15, intake=18, at=week(4))).expected is None
 
 
 def test_care_events_map_to_rule_kinds_and_context_events_to_none() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from attune_alerts.domain.decisions import Resolve
 from attune_alerts.domain.inputs import CareEvent as DomainCare
-from attune_alerts.domain.inputs import ChangeFromIntake, Measure, Score, SeriesPoint
+from attune_alerts.domain.inputs import ChangeFromIntake, ExpectedBand, Measure, Score, SeriesPoint
 from attune_alerts.domain.state import ATTENDED, EpisodeState
 from attune_alerts.domain.texts import RUPTURE
 from attune_shared.events import (
@@ -52,6 +52,21 @@ def to_measure(ev: MeasureScored) -> Measure:
             drop=s.drop,
         )
     )
+    e = ev.expected
+    expected = (
+        None
+        if e is None
+        else ExpectedBand(
+            session_index=e.session_index,
+            median=e.median,
+            low=e.low,
+            high=e.high,
+            quantiles=e.quantiles,
+            model_version=e.model_version,
+            model_fitted_at=e.model_fitted_at,
+            model_episodes=e.model_episodes,
+        )
+    )
     return Measure(
         response_id=ev.response_id,
         revision=ev.revision,
@@ -64,6 +79,7 @@ def to_measure(ev: MeasureScored) -> Measure:
         change=change,
         series=series,
         superseded=ev.superseded,
+        expected=expected,
     )
 
 
