@@ -204,7 +204,8 @@ def _not_on_track_sentences(ev: dict[str, Any]) -> list[str]:
         )
     if shown:
         e = shown[-1]
-        q = e.get("quantiles") if isinstance(e.get("quantiles"), list) else []
+        found = e.get("quantiles")
+        q: list[Any] = found if isinstance(found, list) else []
         low_q, high_q = (q[0], q[-1]) if len(q) >= 2 else (None, None)
         fitted = parse_time(e.get("model_fitted_at"))
         said.append(
