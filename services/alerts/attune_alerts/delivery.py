@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from attune_alerts import metrics
-from attune_alerts.adapters.senders import EmailSender, SendResult, WebhookSender
 from attune_alerts.domain.lifecycle import now_ms
+from attune_alerts.ports import Mailer, Outbox, SendResult, Webhooks
 from attune_alerts.settings import Contacts
 from attune_shared.ids import derived_id
 from attune_shared.logging import get_logger
@@ -104,10 +104,10 @@ class DeliveryWorker:
     def __init__(
         self,
         *,
-        store: Any,
+        store: Outbox,
         contacts: Contacts,
-        webhooks: WebhookSender,
-        email: EmailSender | None,
+        webhooks: Webhooks,
+        email: Mailer | None,
         worker_id: str,
         max_attempts: int,
         backoff_base_s: float,

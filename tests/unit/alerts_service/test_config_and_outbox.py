@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from attune_alerts.adapters.store import make_record
 from attune_alerts.delivery import backoff_seconds, deliveries_for, email_text
 from attune_alerts.domain.lifecycle import alert_event, escalated
+from attune_alerts.ports import make_record
 from attune_alerts.settings import AlertsSettings, load_contacts, load_thresholds
 from attune_shared.clinic_settings import ClinicSettingsError
 from tests.unit.alerts_service.builders import T0

@@ -11,21 +11,7 @@ import pytest
 
 from attune_alerts import sweeper as sweeper_module
 from attune_alerts.sweeper import Sweeper
-
-
-class _Store:
-    def __init__(self, alert: Any) -> None:
-        self.alert = alert
-        self.finished: list[tuple[str, str]] = []
-
-    async def unacknowledged(self) -> list[Any]:
-        return [SimpleNamespace(alert=self.alert)]
-
-    async def claim(self, **_: Any) -> bool:
-        return True
-
-    async def finish_claim(self, *, collection: str, claim_id: str, outcome: str) -> None:
-        self.finished.append((claim_id, outcome))
+from tests.support.fakes import OneAlertSweep
 
 
 class _SlowLedger:
@@ -51,9 +37,9 @@ async def test_a_cancelled_sweep_finishes_the_escalation_it_claimed(monkeypatch:
         escalation_level=0,
         acknowledged_at=None,
     )
-    store, ledger = _Store(alert), _SlowLedger()
+    store, ledger = OneAlertSweep(alert), _SlowLedger()
     sweeper = Sweeper(
-        store=store,  # type: ignore[arg-type]
+        store=store,
         ledger=ledger,  # type: ignore[arg-type]
         pipeline=None,  # type: ignore[arg-type]
         thresholds=SimpleNamespace(for_clinic=lambda _: None),  # type: ignore[arg-type]

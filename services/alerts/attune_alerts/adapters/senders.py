@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from email.message import EmailMessage
 
 import aiosmtplib
 import httpx
 
+from attune_alerts.ports import Mailer, SendResult, Webhooks
 from attune_alerts.settings import AlertsSettings
 from attune_alerts.signing import HEADER, sign
 
 
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """One attempt's outcome: delivered, http_error, timeout or error (final: retrying cannot help)."""
-
-    ok: bool
-    outcome: str
-    status: int | None = None
-    error: str | None = None
-    final: bool = False
-
-
-class WebhookSender:
+class WebhookSender(Webhooks):
     """POSTs an alert event's JSON, signed, with a total deadline per attempt."""
 
     def __init__(self, client: httpx.AsyncClient, timeout_s: float) -> None:
@@ -53,7 +42,7 @@ class WebhookSender:
         return SendResult(False, "http_error", status=resp.status_code, error=f"HTTP {resp.status_code}")
 
 
-class EmailSender:
+class EmailSender(Mailer):
     """Sends plain-text e-mail through the configured SMTP server."""
 
     def __init__(self, settings: AlertsSettings) -> None:
