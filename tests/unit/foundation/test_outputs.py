@@ -1,8 +1,8 @@
 """Every topic a service publishes to is declared in its outputs.py (from which docs/asyncapi is generated).
 
 Two checks: a reading of each service's code for the topics of the records it builds (`OutRecord(topic,
-...)`, the topic written inline or held in a name set from `settings.topic(Topics.X)`), and a run of
-measures' pipeline against an in-memory broker. The contract's external topics are declared by the
+...)`, the topic written inline or held in a name set from `settings.topic(Topics.X)`), and runs of
+intake's and measures' pipelines against an in-memory broker and store. The contract's external topics are declared by the
 services the contract says write them.
 """
 
@@ -19,8 +19,10 @@ from attune_cli.asyncapi import declared
 from attune_cli.stack import SERVICES
 from attune_shared.asyncapi import topics
 from attune_shared.topics import Topics
+from tests.support.ehr import BASE, Ehr, encode
+from tests.support.fakes import MemoryIntake
 from tests.unit.measures_service.builders import srs, submitted
-from tests.unit.measures_service.test_pipeline import make, records
+from tests.unit.measures_service.test_pipeline import MemoryBroker, make, records
 
 # contract.md section 1: the external topics and the service that writes each.
 CONTRACT_WRITERS = {
@@ -106,6 +108,26 @@ def test_nothing_is_declared_that_the_code_never_publishes(service: str) -> None
 def test_the_contract_topics_are_declared_by_their_writers() -> None:
     for topic, service in CONTRACT_WRITERS.items():
         assert topic in topics(declared(service)), f"{service} writes {topic} (contract.md section 1)"
+
+
+async def test_the_topics_intake_pipeline_publishes_to_are_declared() -> None:
+    from attune_intake.pipeline import IntakePipeline
+    from attune_intake.settings import IntakeSettings
+    from attune_shared.kafka import Inbound
+
+    broker = MemoryBroker([])
+    pipeline = IntakePipeline(IntakeSettings(attune_name_prefix="u_"), broker, MemoryIntake())  # type: ignore[arg-type]
+    ehr = Ehr()
+    values = [encode(ehr.referred("north-01", "mrn-1", BASE)), b"not json {"]
+    await pipeline.process(
+        [
+            Inbound(value=v, key=None, topic="u_ehr.events.v1", partition=0, offset=i)
+            for i, v in enumerate(values)
+        ]
+    )
+    sent = {t.removeprefix("u_") for t, _, _ in broker.sent}
+    assert sent == {Topics.CARE, Topics.EHR_DLQ}
+    assert sent <= topics(declared("intake"))
 
 
 async def test_the_topics_measures_pipeline_publishes_to_are_declared() -> None:
