@@ -3,7 +3,8 @@
 A part holds only what adds up across months and breakdowns: counters, sums (means are sums and
 counts), value lists (for medians) and client sets (for distinct counts and suppression). Parts are
 kept for the whole clinic ("all"), per clinician ("clinician:<id>") and per modality
-("modality:<in_person|video|phone>").
+("modality:<in_person|video|phone>"), and for the equity view per stratum ("eq:<dimension>:<value>",
+strata.py: the headline figures only).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
+from attune_reporting.domain import strata
 from attune_reporting.domain.episodes import EpisodeSummary
 from attune_reporting.domain.facts import RUPTURE_RULE, UNASSIGNED, AlertFact, CareFact, MeasureFact
 
@@ -74,22 +76,24 @@ class _Builder:
     def count(self, keys: Iterable[str], name: str, by: int = 1) -> None:
         if not by:
             return
-        for k in keys:
+        for k in _kept(keys, name):
             part = self._part(k)
             part.n[name] = part.n.get(name, 0) + by
 
     def total(self, keys: Iterable[str], name: str, value: float) -> None:
-        for k in keys:
+        for k in _kept(keys, name):
             part = self._part(k)
             part.s[name] = part.s.get(name, 0.0) + value
 
     def value(self, keys: Iterable[str], name: str, value: float) -> None:
-        for k in keys:
+        for k in _kept(keys, name):
             self._part(k).v.setdefault(name, []).append(value)
 
     def client(self, keys: Iterable[str], group: str, client_ref: str) -> None:
         for k in keys:
             if k.startswith("modality:") and group not in MODALITY_GROUPS:
+                continue
+            if k.startswith(strata.PREFIX) and group not in strata.GROUPS:
                 continue
             self._part(k).c.setdefault(group, set()).add(client_ref)
 
@@ -105,14 +109,24 @@ class _Builder:
         return out
 
 
+def _kept(keys: Iterable[str], name: str) -> list[str]:
+    """The keys a figure is kept under: equity parts keep only the names they need."""
+    return [k for k in keys if name in strata.NAMES or not k.startswith(strata.PREFIX)]
+
+
+def _episode_modality(ep: EpisodeSummary | None) -> str | None:
+    return ep.main_modality if ep is not None else None
+
+
 def _sessions(b: _Builder, care: Iterable[CareFact], episodes: Mapping[str, EpisodeSummary]) -> None:
     for f in care:
         if f.kind not in ("attended", "missed", "cancelled"):
             continue
+        ep = episodes.get(f.episode_id)
         modality = f.modality
-        if modality is None and f.episode_id in episodes:
-            modality = episodes[f.episode_id].modality_of(f.appointment_id)
-        keys = b.keys(f.clinician_id, modality)
+        if modality is None and ep is not None:
+            modality = ep.modality_of(f.appointment_id)
+        keys = b.keys(f.clinician_id, modality) + strata.keys(ep, modality)
         if f.kind == "attended":
             b.count(keys, "attended")
             b.client(keys, "active", f.client_ref)
@@ -128,10 +142,12 @@ def _alliance(b: _Builder, measures: Iterable[MeasureFact], episodes: Mapping[st
         if m.respondent != "client":
             continue  # alliance figures are the client's view of the alliance
         ep = episodes.get(m.episode_id)
-        keys = b.keys(m.clinician_id, ep.modality_of(m.appointment_id) if ep else None)
+        modality = ep.modality_of(m.appointment_id) if ep else None
+        keys = b.keys(m.clinician_id, modality) + strata.keys(ep, modality)
         if m.instrument == "WAI-SR" and m.mean is not None:
             b.count(keys, "wai_n")
             b.total(keys, "wai_mean", m.mean)
+            b.total(keys, "wai_mean_sq", m.mean * m.mean)  # for the equity view's t intervals
             b.total(keys, "wai_task", m.task or 0.0)
             b.total(keys, "wai_bond", m.bond or 0.0)
             b.total(keys, "wai_goal", m.goal or 0.0)
@@ -139,13 +155,15 @@ def _alliance(b: _Builder, measures: Iterable[MeasureFact], episodes: Mapping[st
         elif m.instrument == "SRS" and m.total is not None:
             b.count(keys, "srs_n")
             b.total(keys, "srs_total", m.total)
+            b.total(keys, "srs_total_sq", m.total * m.total)
             b.count(keys, "srs_concern", 1 if m.alliance_concern else 0)
             b.client(keys, "srs", m.client_ref)
 
 
-def _alerts(b: _Builder, alerts: Iterable[AlertFact]) -> None:
+def _alerts(b: _Builder, alerts: Iterable[AlertFact], episodes: Mapping[str, EpisodeSummary]) -> None:
     for a in alerts:
-        keys = b.keys(a.clinician_id, None)
+        ep = episodes.get(a.episode_id)
+        keys = b.keys(a.clinician_id, None) + strata.keys(ep, _episode_modality(ep))
         b.count(keys, "alerts_raised")
         b.count(keys, f"rule:{a.rule_id}")
         b.count(keys, f"severity:{a.first_severity}")
@@ -176,7 +194,7 @@ def _alerts(b: _Builder, alerts: Iterable[AlertFact]) -> None:
 
 def _episodes(b: _Builder, month: str, episodes: Iterable[EpisodeSummary]) -> None:
     for ep in episodes:
-        keys = b.keys(ep.clinician_id, None)
+        keys = b.keys(ep.clinician_id, None) + strata.keys(ep, ep.main_modality)
         if ep.opened_month == month:
             b.count(keys, "opened")
             b.client(keys, "episodes", ep.client_ref)
@@ -187,6 +205,7 @@ def _episodes(b: _Builder, month: str, episodes: Iterable[EpisodeSummary]) -> No
             b.count(keys, "outcome_measured", 1 if ep.outcome_measured else 0)
             b.count(keys, "improved", 1 if ep.improved else 0)
             b.count(keys, "deteriorated", 1 if ep.deteriorated else 0)
+            b.count(keys, "closed_ruptured", 1 if ep.ruptured else 0)
             b.count(keys, "dropout_unilateral", 1 if ep.dropout_unilateral else 0)
             b.count(keys, "dropout_last_missed", 1 if ep.dropout_last_missed else 0)
             b.count(keys, "dropout_low_dose", 1 if ep.dropout_low_dose else 0)
@@ -213,7 +232,7 @@ def build_cell(
     b = _Builder()
     _sessions(b, ordered(care), episodes)
     _alliance(b, ordered(measures), episodes)
-    _alerts(b, ordered(alerts))
+    _alerts(b, ordered(alerts), episodes)
     mine = [
         ep
         for ep in episodes.values()

@@ -1,4 +1,5 @@
-"""Per-episode facts (opened, closed, reason, attended count, last session, outcome), from facts alone."""
+"""Per-episode facts (opened, closed, reason, attended count, last session, outcome, the client's
+equity attributes), from facts alone."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
 
-from attune_reporting.domain.facts import UNASSIGNED, CareFact, MeasureFact
+from attune_reporting.domain.facts import RUPTURE_RULE, UNASSIGNED, AlertFact, CareFact, MeasureFact
 from attune_reporting.domain.months import month_of
 
 OUTCOME_INSTRUMENTS: Final = ("ORS", "PHQ-9", "GAD-7")
@@ -34,7 +35,13 @@ class EpisodeSummary:
     improved: bool
     deteriorated: bool
     appointments: tuple[tuple[str, str], ...]  # (appointment_id, modality), sorted
-    months: tuple[str, ...]  # the cells holding this episode's facts
+    months: tuple[str, ...]  # the cells holding this episode's facts (alerts' too)
+    # The client's attributes at referral, for the equity view: each the latest referral (by
+    # occurred_at) that sent it, so a late referral or a changed one re-attributes the whole episode.
+    language: str | None = None  # primary language subtag, lower case
+    interpreter: bool | None = None
+    age_band: str | None = None
+    ruptured: bool = False  # some alliance.rupture alert was raised in the episode
 
     @property
     def opened_month(self) -> str | None:
@@ -51,6 +58,18 @@ class EpisodeSummary:
         if appointment_id is None:
             return None
         return dict(self.appointments).get(appointment_id)
+
+    @property
+    def main_modality(self) -> str | None:
+        """The modality most of the episode's appointments had (ties: in_person, video, phone);
+        None without one. Episode figures (dropout, outcome, ruptures) borrow it in the equity view."""
+        counts: dict[str, int] = {}
+        for _, modality in self.appointments:
+            counts[modality] = counts.get(modality, 0) + 1
+        if not counts:
+            return None
+        order = ("in_person", "video", "phone")
+        return max(counts, key=lambda m: (counts[m], -order.index(m) if m in order else -len(order)))
 
     @property
     def dropout_unilateral(self) -> bool:
@@ -139,15 +158,31 @@ def _outcome(measures: list[MeasureFact]) -> tuple[bool, bool, bool]:
     return bool(latest), better and not worse, worse
 
 
+def _latest(referrals: list[CareFact], name: str) -> object:
+    """The attribute `name` of the latest referral that sent it (None when none did)."""
+    sent = [f for f in referrals if getattr(f, name) is not None]
+    return getattr(max(sent, key=_order), name) if sent else None
+
+
 def summarize(
-    episode_id: str, care: Iterable[CareFact], measures: Iterable[MeasureFact]
+    episode_id: str,
+    care: Iterable[CareFact],
+    measures: Iterable[MeasureFact],
+    alerts: Iterable[AlertFact] = (),
 ) -> EpisodeSummary | None:
     """The episode's summary from all of its facts; None when it has none."""
     care_list = sorted((f for f in care if f.episode_id == episode_id), key=_order)
     measure_list = [m for m in measures if m.episode_id == episode_id]
-    anchor = care_list[0] if care_list else (measure_list[0] if measure_list else None)
+    alert_list = sorted((a for a in alerts if a.episode_id == episode_id), key=lambda a: a.fact_id)
+    anchor: CareFact | MeasureFact | AlertFact | None = None
+    for found in (care_list, measure_list, alert_list):
+        if found:
+            anchor = found[0]
+            break
     if anchor is None:
         return None
+    referrals = [f for f in care_list if f.kind == "referred"]
+    interpreter = _latest(referrals, "interpreter")
     opened = [f for f in care_list if f.kind == "opened" and f.day is not None]
     closed = [f for f in care_list if f.kind == "closed" and f.day is not None]
     first_close = min(closed, key=_order) if closed else None
@@ -172,5 +207,13 @@ def summarize(
         improved=improved,
         deteriorated=deteriorated,
         appointments=tuple(sorted((appt, m) for appt, (_, m) in modality.items())),
-        months=tuple(sorted({f.month for f in care_list} | {m.month for m in measure_list})),
+        months=tuple(
+            sorted(
+                {f.month for f in care_list} | {m.month for m in measure_list} | {a.month for a in alert_list}
+            )
+        ),
+        language=str(_latest(referrals, "language") or "") or None,
+        interpreter=interpreter if isinstance(interpreter, bool) else None,
+        age_band=str(_latest(referrals, "age_band") or "") or None,
+        ruptured=any(a.rule_id == RUPTURE_RULE for a in alert_list),
     )

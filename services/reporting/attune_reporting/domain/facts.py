@@ -60,6 +60,10 @@ class CareFact:
     cancelled_by: str | None = None
     scheduled_start: datetime | None = None
     day: date | None = None  # opened_on, referred_on or closed_on
+    # referred: the client's attributes the equity view breaks figures down by (None: not sent)
+    language: str | None = None  # primary subtag of preferred_language, lower case
+    interpreter: bool | None = None
+    age_band: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +172,16 @@ def care_fact(event: CareEvent) -> CareFact:
     if isinstance(event, ClinicianAssigned):
         return CareFact(kind="assigned", clinician_id=event.clinician_id, **common)
     if isinstance(event, ClientReferred):
-        return CareFact(kind="referred", clinician_id=event.clinician_id, day=event.referred_on, **common)
+        language = event.preferred_language
+        return CareFact(
+            kind="referred",
+            clinician_id=event.clinician_id,
+            day=event.referred_on,
+            language=language.split("-", 1)[0].lower() if language else None,
+            interpreter=event.interpreter_needed,
+            age_band=event.age_band,
+            **common,
+        )
     raise TypeError(f"not a care event: {type(event).__name__}")
 
 

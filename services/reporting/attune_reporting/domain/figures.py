@@ -280,9 +280,7 @@ def complement(
         if len(withheld) != 1 or _hidden(total_out, group, columns):
             continue
         shown = [
-            (out, t)
-            for out, t in rows
-            if not _hidden(out, group, columns) and t.distinct.get(group, 0) > 0
+            (out, t) for out, t in rows if not _hidden(out, group, columns) and t.distinct.get(group, 0) > 0
         ]
         if shown:
             out, _ = min(shown, key=lambda ot: ot[1].distinct.get(group, 0))

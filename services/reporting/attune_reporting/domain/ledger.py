@@ -62,9 +62,10 @@ class Ledger:
     def episodes(self) -> dict[str, EpisodeSummary]:
         """Every episode's summary."""
         ids = {f.episode_id for f in self.care.values()} | {m.episode_id for m in self.measures.values()}
+        ids |= {a.episode_id for a in self.alerts.values()}
         out = {}
         for episode_id in sorted(ids):
-            summary = summarize(episode_id, self.care.values(), self.measures.values())
+            summary = summarize(episode_id, self.care.values(), self.measures.values(), self.alerts.values())
             if summary is not None:
                 out[episode_id] = summary
         return out
