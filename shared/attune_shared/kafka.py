@@ -1,17 +1,23 @@
-"""Kafka helpers: one broker factory (acks=all, idempotence), concurrent publishing, retries, lag."""
+"""Kafka helpers: one broker factory (acks=all, idempotence), the batch subscriber every service
+consumes with, concurrent publishing, retries, lag."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.errors import (
     AuthenticationFailedError,
     ClusterAuthorizationFailedError,
@@ -21,12 +27,22 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     UnsupportedSaslMechanismError,
 )
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
 from attune_shared.logging import get_logger
-from attune_shared.metrics import CONSUMER_LAG, MESSAGES_PUBLISHED, TRANSIENT_ERRORS
+from attune_shared.metrics import (
+    BATCH_DURATION,
+    BATCH_SIZE,
+    CONSUMER_LAG,
+    MESSAGES_CONSUMED,
+    MESSAGES_PUBLISHED,
+    TRANSIENT_ERRORS,
+)
+from attune_shared.mongo import ConcurrentUpdate
 from attune_shared.settings import ServiceSettings
 
 T = TypeVar("T")
@@ -69,6 +85,18 @@ class OutRecord:
     topic: str
     key: bytes | None
     value: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inbound:
+    """One inbound record: consumed from Kafka, or (intake) sent over HTTP, with no partition or offset."""
+
+    value: bytes | None
+    topic: str
+    key: bytes | None = None
+    partition: int | None = None
+    offset: int | None = None
+    timestamp_ms: int | None = None
 
 
 def _ssl_context(settings: ServiceSettings) -> ssl.SSLContext | None:
@@ -140,6 +168,128 @@ def make_broker(settings: ServiceSettings, **extra: Any) -> KafkaBroker:
         log_level=logging.DEBUG,
         **extra,
     )
+
+
+class Batch:
+    """One batch of consumed records, as batch_subscriber hands it to a service's pipeline."""
+
+    __slots__ = ("_consumer", "_raw", "_waiting", "records")
+
+    def __init__(self, raw: Sequence[ConsumerRecord[Any, Any]], consumer: Any = None) -> None:
+        self.records = [
+            Inbound(
+                value=r.value,
+                key=r.key,
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                timestamp_ms=r.timestamp,
+            )
+            for r in raw
+        ]
+        self._raw, self._consumer = raw, consumer
+        self._waiting: bool | None = None
+
+    def waiting(self) -> bool:
+        """Whether more records wait on this batch's partitions (asked of the consumer once, then kept)."""
+        if self._waiting is None:
+            self._waiting = more_waiting(self._consumer, self._raw)
+        return self._waiting
+
+
+def more_waiting(consumer: Any, records: Sequence[ConsumerRecord[Any, Any]]) -> bool:
+    """Whether more records wait on the partitions of this batch: the consumer's last known high
+    watermark of any of them is past the batch's last offset (unknown counts as nothing waiting)."""
+    last: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        last[tp] = max(last.get(tp, -1), r.offset)
+    for tp, offset in last.items():
+        try:
+            mark = consumer.highwater(tp)
+        except Exception:  # a partition revoked meanwhile, or a consumer that cannot tell
+            continue
+        if mark is not None and mark > offset + 1:
+            return True
+    return False
+
+
+class Consuming(Protocol):
+    """What batch_subscriber needs of a service (attune_shared.runtime.Service has it)."""
+
+    @property
+    def settings(self) -> ServiceSettings: ...
+
+    @property
+    def broker(self) -> KafkaBroker: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+
+def batch_subscriber(
+    service: Consuming,
+    topics: Sequence[str],
+    *,
+    group: str,
+    process: Callable[[Batch], Awaitable[object]],
+    title: str,
+    description: str,
+    retry_also: tuple[type[Exception], ...] = (),
+    hold: Callable[[], AbstractAsyncContextManager[Any]] = contextlib.nullcontext,
+    on_batch: Callable[[Batch], None] | None = None,
+    listener: ConsumerRebalanceListener | None = None,
+    assignors: Sequence[type[AbstractPartitionAssignor]] | None = None,
+) -> None:
+    """Subscribe `process` to `topics` in batches, as the consumer group `group` (prefixed by settings.group).
+
+    Offsets are committed only after `process` returns (AckPolicy.NACK_ON_ERROR). Invalid input is the
+    pipeline's to dead-letter (and so acknowledge); infrastructure errors and ConcurrentUpdate (and
+    `retry_also`) are retried with backoff until the service stops, never acknowledged. `hold()` is held
+    around the batch and all its retries (a lock shared with a background task); `on_batch` is called
+    once per batch before processing (a service's own counters); `title` and `description` name the
+    subscriber in the AsyncAPI document. Each batch is counted and timed per topic.
+    """
+    settings = service.settings
+    operation = f"{settings.service_name}_batch"
+    options: dict[str, Any] = {}
+    if listener is not None:
+        options["listener"] = listener
+    if assignors is not None:
+        options["partition_assignment_strategy"] = tuple(assignors)
+
+    @service.broker.subscriber(
+        *topics,
+        group_id=settings.group(group),
+        batch=True,
+        max_records=settings.attune_batch_max_records,
+        batch_timeout_ms=settings.attune_batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=raw_body,
+        title=title,
+        description=description,
+        **options,
+    )
+    async def on_records(body: Any, message: KafkaMessage) -> None:
+        raw: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
+        batch = Batch(raw, message.consumer)
+        sizes = Counter(r.topic for r in raw)
+        for topic, n in sizes.items():
+            MESSAGES_CONSUMED.labels(topic).inc(n)
+            BATCH_SIZE.labels(topic).observe(n)
+        if on_batch is not None:
+            on_batch(batch)
+        started = time.monotonic()
+        async with hold():
+            await retry_transient(
+                operation,
+                lambda: process(batch),
+                stopping=lambda: service.stopping,
+                also=(ConcurrentUpdate, *retry_also),
+            )
+        for topic in sizes:
+            BATCH_DURATION.labels(topic).observe(time.monotonic() - started)
 
 
 async def publish_all(broker: KafkaBroker, records: Iterable[OutRecord]) -> int:

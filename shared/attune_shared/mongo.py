@@ -6,7 +6,8 @@ Written for MongoDB; the local stand-in's limits are compensated in attune_share
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -19,18 +20,25 @@ DUPLICATE_KEY = 11000
 __all__ = [
     "DUPLICATE_KEY",
     "BulkCounts",
+    "ConcurrentUpdate",
     "bulk_write",
     "delete_by_ids",
     "find_by_ids",
     "find_in",
     "insert_clashing",
     "insert_new",
+    "keep_dead_letters",
     "make_client",
     "replace_by_ids",
     "replace_newer",
     "replace_versioned",
     "update_by_ids",
 ]
+
+
+class ConcurrentUpdate(RuntimeError):
+    """Another writer changed a document between our read and our write (an optimistic check failed):
+    re-read and retry. The batch subscriber retries a batch that raises it, like a transient error."""
 
 
 def make_client(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
@@ -84,6 +92,27 @@ async def insert_clashing(
         if any(e.get("code") != DUPLICATE_KEY for e in errors):
             raise
         return sorted(int(e["index"]) for e in errors)
+
+
+class Letter(Protocol):
+    """A dead letter as the stores keep it: a pydantic model with its id and time of receipt."""
+
+    @property
+    def dlq_id(self) -> str: ...
+
+    @property
+    def received_at(self) -> datetime: ...
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
+
+
+async def keep_dead_letters(collection: AsyncCollection[dict[str, Any]], letters: Sequence[Letter]) -> None:
+    """Keep dead letters for an operator (`attune dlq list|replay`); a re-consumed record keeps its first copy."""
+    docs = [
+        {"_id": d.dlq_id, **d.model_dump(mode="json"), "received_at": d.received_at, "replayed_at": None}
+        for d in letters
+    ]
+    await insert_new(collection, docs)
 
 
 # ------------------------------------------------------------------ by _id

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
@@ -40,12 +40,16 @@ from attune_shared.mongo import make_client
 from attune_shared.settings import ServiceSettings
 
 log = get_logger(__name__)
-Hook = Callable[["Service"], Awaitable[None]]
+D = TypeVar("D")
 
 
 @dataclass
-class Service:
-    """What a running service holds. Clients are made in the lifespan, never at import."""
+class Service(Generic[D]):
+    """What a running service holds. Clients are made in the lifespan, never at import.
+
+    `D` is the service's own dependencies (its repository, pipeline, ...), a dataclass its on_start
+    hook builds and sets as `deps`; its handlers and routes read them from there, typed.
+    """
 
     settings: ServiceSettings
     broker: KafkaBroker
@@ -55,14 +59,25 @@ class Service:
     client: AsyncMongoClient[dict[str, Any]] | None = None
     stopping: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    _deps: D | None = field(default=None, init=False, repr=False)
 
     @property
-    def store(self) -> AsyncDatabase[dict[str, Any]]:
+    def database(self) -> AsyncDatabase[dict[str, Any]]:
         """The service's own database (only valid once started)."""
         if self.db is None:
             raise RuntimeError("service not started: no database yet")
         return self.db
+
+    @property
+    def deps(self) -> D:
+        """The service's dependencies, as its on_start hook built them (only valid once started)."""
+        if self._deps is None:
+            raise RuntimeError("service not started: no dependencies yet")
+        return self._deps
+
+    @deps.setter
+    def deps(self, deps: D) -> None:
+        self._deps = deps
 
     def spawn(self, coro: Awaitable[Any], name: str) -> None:
         """Run a background task for the service's lifetime."""
@@ -77,7 +92,7 @@ class Service:
         except Exception:
             checks["kafka"] = False
         try:
-            await asyncio.wait_for(self.store.command("ping"), timeout=2.0)
+            await asyncio.wait_for(self.database.command("ping"), timeout=2.0)
             checks["store"] = True
         except Exception:
             checks["store"] = False
@@ -99,25 +114,27 @@ async def require_topics(settings: ServiceSettings) -> None:
 
 
 def build_app(
-    service: Service,
+    service: Service[D],
     *,
     title: str,
     description: str,
     routers: Sequence[APIRouter] = (),
-    on_start: Hook | None = None,
-    on_stop: Hook | None = None,
-    store: AsyncDatabase[dict[str, Any]] | None = None,
+    on_start: Callable[[Service[D]], Awaitable[None]] | None = None,
+    on_stop: Callable[[Service[D]], Awaitable[None]] | None = None,
+    database: AsyncDatabase[dict[str, Any]] | None = None,
     consume: bool = True,
 ) -> FastAPI:
-    """A FastAPI app whose lifespan starts the store, the hooks and the broker, and stops them in reverse."""
+    """A FastAPI app whose lifespan starts the store, the hooks and the broker, and stops them in reverse.
+
+    `database` replaces the one the settings name (tests); `on_start` builds the service's dependencies."""
     settings = service.settings
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_format, settings.attune_log_level)
         app.state.tokens = TokenStore.load(settings.attune_tokens_file)
-        if store is not None:
-            service.db = store
+        if database is not None:
+            service.db = database
         else:
             service.client = make_client(settings)
             service.db = service.client[settings.database_name]

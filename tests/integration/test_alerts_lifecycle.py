@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from attune_alerts.adapters.store import AlertsStore, ConcurrentUpdate
+from attune_alerts.adapters.store import AlertsStore
 from attune_alerts.domain.lifecycle import alert_id_for
 from attune_alerts.ledger import AlertLedger
-from attune_alerts.pipeline import AlertsPipeline, Inbound
+from attune_alerts.pipeline import AlertsPipeline
 from attune_alerts.settings import AlertsSettings, ClinicThresholds, Contacts
 from attune_alerts.sweeper import PartitionTracker, Sweeper
 from attune_shared.events import AlertEvent, InternalEvent
-from attune_shared.kafka import make_broker
+from attune_shared.kafka import Inbound, make_broker
+from attune_shared.mongo import ConcurrentUpdate
 from attune_shared.topics import Topics
 from tests.support.ids import rs
 from tests.support.kafka_io import read_all
@@ -39,8 +40,9 @@ class Harness:
         batch = []
         for ev in events:
             # Everything alerts reads arrives on the measures topic (care events forwarded by measures).
+            topic = self.settings.topic(Topics.MEASURES)
             batch.append(
-                Inbound(ev.model_dump_json().encode(), self.settings.topic(Topics.MEASURES), 0, self.offset)
+                Inbound(value=ev.model_dump_json().encode(), topic=topic, partition=0, offset=self.offset)
             )
             self.offset += 1
         return await self.pipeline.process(batch)

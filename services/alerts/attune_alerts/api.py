@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from attune_alerts.adapters.store import AlertsStore, ConcurrentUpdate
+from attune_alerts.adapters.store import AlertsStore
+from attune_alerts.deps import LedgerDep, StoreDep, deps_of
 from attune_alerts.domain.escalation import EscalationView, next_escalation_at
 from attune_alerts.domain.lifecycle import (
     MAX_NOTE_CHARS,
@@ -27,11 +28,11 @@ from attune_alerts.domain.lifecycle import (
 from attune_alerts.domain.rules import on_person_resolved
 from attune_alerts.ledger import AlertLedger, AlertNotFound
 from attune_alerts.paging import InvalidCursor, after_cursor, encode_cursor
-from attune_alerts.settings import ClinicThresholds
 from attune_shared.auth import Principal, require_roles
 from attune_shared.events import Alert, AlertStatus, Severity, nul_escaped
 from attune_shared.http import NO_CONTROL_PATTERN, no_surrogates
 from attune_shared.logging import get_logger
+from attune_shared.mongo import ConcurrentUpdate
 
 log = get_logger("attune_alerts.api")
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -89,11 +90,6 @@ class ResolveBody(BaseModel):
     note: NoteText | None = None
 
 
-def _store(request: Request) -> AlertsStore:
-    store: AlertsStore = request.app.state.service.extras["store"]
-    return store
-
-
 async def _audit(
     request: Request,
     *,
@@ -105,7 +101,7 @@ async def _audit(
     query: dict[str, Any] | None = None,
     **extra: Any,
 ) -> None:
-    await _store(request).audit(
+    await deps_of(request).store.audit(
         entry={
             "_id": str(uuid.uuid4()),
             "at": now_ms(),
@@ -154,7 +150,7 @@ Caller = Annotated[Principal, Depends(require_roles("lead", "admin", audit=_deni
 
 
 def _due(request: Request, alert: Alert) -> datetime | None:
-    thresholds: ClinicThresholds = request.app.state.service.extras["thresholds"]
+    thresholds = deps_of(request).thresholds
     view = EscalationView(
         severity=alert.severity,
         status=alert.status,
@@ -188,6 +184,7 @@ def _detail(request: Request, s: StoredAlert) -> AlertDetail:
 async def list_alerts(
     request: Request,
     who: Caller,
+    store: StoreDep,
     clinic_id: str | None = Query(default=None, max_length=64, pattern=NO_CONTROL_PATTERN),
     status_: AlertStatus | None = Query(default=None, alias="status"),
     severity: Severity | None = None,
@@ -218,7 +215,7 @@ async def list_alerts(
         filt.update(after_cursor(cursor))
     except InvalidCursor as exc:
         raise await _fail(request, 400, str(exc), action="list", who=who, query=query) from None
-    found = await _store(request).list_alerts(query=filt, limit=limit + 1)
+    found = await store.list_alerts(query=filt, limit=limit + 1)
     page = found[:limit]
     nxt = encode_cursor(page[-1].alert.raised_at, page[-1].alert_id) if len(found) > limit else None
     await _audit(request, action="list", who=who, outcome="ok", code=200, query=query, returned=len(page))
@@ -226,7 +223,7 @@ async def list_alerts(
 
 
 async def _visible(request: Request, who: Principal, alert_id: str, action: str) -> StoredAlert:
-    s = await _store(request).get_alert(alert_id=alert_id)
+    s = await deps_of(request).store.get_alert(alert_id=alert_id)
     if s is None or not who.covers_clinic(s.alert.clinic_id):
         raise await _fail(request, 404, "no such alert", action=action, who=who, alert_id=alert_id)
     return s
@@ -245,8 +242,9 @@ async def get_alert(request: Request, who: Caller, alert_id: str) -> AlertDetail
     return _detail(request, s)
 
 
-async def _act(request: Request, who: Principal, alert_id: str, action: str, change: Any) -> StoredAlert:
-    ledger: AlertLedger = request.app.state.service.extras["ledger"]
+async def _act(
+    request: Request, ledger: AlertLedger, who: Principal, alert_id: str, action: str, change: Any
+) -> StoredAlert:
     try:
         record = await ledger.apply(alert_id, cause=f"api:{uuid.uuid4()}", change=change)
     except InvalidTransition as exc:
@@ -277,13 +275,14 @@ _ACT_ERRORS: dict[int | str, dict[str, Any]] = {
     responses=_ACT_ERRORS,
 )
 async def acknowledge(
-    request: Request, who: Caller, alert_id: str, body: AcknowledgeBody | None = None
+    request: Request, who: Caller, ledger: LedgerDep, alert_id: str, body: AcknowledgeBody | None = None
 ) -> AlertDetail:
     """Acknowledge an open alert (stops its escalation)."""
     await _visible(request, who, alert_id, "acknowledge")
     note = body.note if body else None
     stored = await _act(
         request,
+        ledger,
         who,
         alert_id,
         "acknowledge",
@@ -301,11 +300,14 @@ async def acknowledge(
     summary="acknowledged -> resolved",
     responses=_ACT_ERRORS,
 )
-async def resolve(request: Request, who: Caller, alert_id: str, body: ResolveBody) -> AlertDetail:
+async def resolve(
+    request: Request, who: Caller, store: StoreDep, ledger: LedgerDep, alert_id: str, body: ResolveBody
+) -> AlertDetail:
     """Resolve an acknowledged alert as `addressed` or `false_positive`."""
     await _visible(request, who, alert_id, "resolve")
     stored = await _act(
         request,
+        ledger,
         who,
         alert_id,
         "resolve",
@@ -325,7 +327,7 @@ async def resolve(request: Request, who: Caller, alert_id: str, body: ResolveBod
         note=bool(body.note),
     )
     if not await forget_in_episode(
-        _store(request), stored, clock=request.app.state.service.settings.attune_alerts_clock
+        store, stored, clock=request.app.state.service.settings.attune_alerts_clock
     ):
         log.warning("episode_not_updated", alert_id=alert_id)  # the consumer heals it on the next batch
     return _detail(request, stored)

@@ -1,4 +1,4 @@
-"""alerts' composition root: `create_app(settings=None, store=None)` and the `attune-alerts` entry point."""
+"""alerts' composition root: `create_app(settings=None, database=None)` and the `attune-alerts` entry point."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_alerts.adapters.senders import EmailSender, WebhookSender
 from attune_alerts.adapters.store import AlertsStore
+from attune_alerts.api import router
 from attune_alerts.delivery import DeliveryWorker
-from attune_alerts.handlers import GROUP, input_topics, register_consumer, router
+from attune_alerts.deps import Deps
+from attune_alerts.handlers import GROUP, input_topics, register_consumer
 from attune_alerts.ledger import AlertLedger
 from attune_alerts.pipeline import AlertsPipeline
 from attune_alerts.settings import AlertsSettings, load_contacts, load_thresholds
@@ -42,25 +44,24 @@ async def pipeline_drained(settings: AlertsSettings, own_topics: Sequence[str]) 
 
 
 def create_app(
-    settings: AlertsSettings | None = None, store: AsyncDatabase[dict[str, Any]] | None = None
+    settings: AlertsSettings | None = None, database: AsyncDatabase[dict[str, Any]] | None = None
 ) -> FastAPI:
     """Build the alerts service; the configuration files are validated here, clients in the lifespan."""
     settings = settings or load_settings(AlertsSettings)
     thresholds = load_thresholds(settings.attune_alerts_thresholds_file)
     contacts = load_contacts(settings.attune_alerts_webhooks_file)
-    service = Service(
+    service: Service[Deps] = Service(
         settings=settings,
         broker=make_broker(settings),
         group_id=settings.group(GROUP),
-        topics=[],
+        topics=input_topics(settings),
     )
-    service.topics = input_topics(service)
     partitions = PartitionTracker(service.topics)
     register_consumer(service, partitions)
     replica_id = uuid.uuid4().hex[:12]
 
-    async def on_start(svc: Service) -> None:
-        alerts_store = AlertsStore(svc.store)
+    async def on_start(svc: Service[Deps]) -> None:
+        alerts_store = AlertsStore(svc.database)
         await alerts_store.ensure_indexes()
         partitions.on_rebalance.append(alerts_store.forget)
         ledger = AlertLedger(settings, svc.broker, alerts_store, contacts)
@@ -69,9 +70,6 @@ def create_app(
         )
         lock = asyncio.Lock()
         http = httpx.AsyncClient(follow_redirects=False)
-        svc.extras.update(
-            store=alerts_store, ledger=ledger, pipeline=pipeline, lock=lock, http=http, thresholds=thresholds
-        )
         sweeper = Sweeper(
             store=alerts_store,
             ledger=ledger,
@@ -98,14 +96,22 @@ def create_app(
             poll_s=settings.attune_alerts_delivery_poll_seconds,
             public_url=settings.attune_alerts_public_url,
         )
-        svc.extras.update(sweeper=sweeper, deliveries=worker)
+        svc.deps = Deps(
+            store=alerts_store,
+            ledger=ledger,
+            pipeline=pipeline,
+            thresholds=thresholds,
+            lock=lock,
+            http=http,
+            sweeper=sweeper,
+            deliveries=worker,
+        )
         svc.spawn(sweeper.run_forever(), "sweep")
         svc.spawn(worker.run_forever(), "deliveries")
 
-    async def on_stop(svc: Service) -> None:
-        http = svc.extras.get("http")
-        if http is not None:
-            await http.aclose()
+    async def on_stop(svc: Service[Deps]) -> None:
+        # Not started: deps raises RuntimeError, which build_app's stop ignores like any error of on_stop.
+        await svc.deps.http.aclose()
 
     return build_app(
         service,
@@ -117,7 +123,7 @@ def create_app(
         routers=[router],
         on_start=on_start,
         on_stop=on_stop,
-        store=store,
+        database=database,
     )
 
 

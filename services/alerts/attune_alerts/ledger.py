@@ -19,11 +19,12 @@ from datetime import datetime
 from faststream.kafka import KafkaBroker
 
 from attune_alerts import metrics
-from attune_alerts.adapters.store import AlertsStore, ChangeRecord, ConcurrentUpdate, make_record
+from attune_alerts.adapters.store import AlertsStore, ChangeRecord, make_record
 from attune_alerts.delivery import deliveries_for
 from attune_alerts.domain.lifecycle import StoredAlert, alert_event, now_ms
 from attune_alerts.settings import AlertsSettings, Contacts
 from attune_shared.kafka import OutRecord, publish_all
+from attune_shared.mongo import ConcurrentUpdate
 from attune_shared.topics import Topics
 
 Change = Callable[[StoredAlert, datetime], tuple[StoredAlert, str] | None]

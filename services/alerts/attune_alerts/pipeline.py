@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from attune_alerts import metrics
-from attune_alerts.adapters.store import AlertsStore, ChangeRecord, ConcurrentUpdate, EpisodeRow, make_record
+from attune_alerts.adapters.store import AlertsStore, ChangeRecord, EpisodeRow, make_record
 from attune_alerts.domain.decisions import Decision, Raise, Resolve, Update
 from attune_alerts.domain.errors import AlertDomainError
 from attune_alerts.domain.inputs import CareEvent as DomainCare
@@ -43,21 +43,13 @@ from attune_alerts.ledger import AlertLedger, observe
 from attune_alerts.settings import ClinicThresholds
 from attune_shared.events import CareEvent, MeasureScored, parse_internal
 from attune_shared.ids import derived_id
+from attune_shared.kafka import Inbound
 from attune_shared.logging import get_logger
+from attune_shared.mongo import ConcurrentUpdate
 
 log = get_logger("attune_alerts.pipeline")
 
 EVENT_TYPES = {Raise: "alert.raised", Update: "alert.updated", Resolve: "alert.resolved"}
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """One consumed record."""
-
-    value: bytes | None
-    topic: str = ""
-    partition: int | None = None
-    offset: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,24 +25,12 @@ from attune_intake.domain.episodes import ClientState
 from attune_intake.domain.validation import parse_envelope
 from attune_shared.events import DeadLetter, DeadLetterOrigin, EhrEnvelope, EnvelopeRejected, record_key
 from attune_shared.ids import client_ref, pseudonym
-from attune_shared.kafka import OutRecord, publish_all
+from attune_shared.kafka import Inbound, OutRecord, publish_all
 from attune_shared.logging import get_logger
 from attune_shared.settings import ServiceSettings
 from attune_shared.topics import Topics
 
 log = get_logger("attune_intake.pipeline")
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """One inbound record, from Kafka or HTTP."""
-
-    value: bytes | None
-    key: bytes | None
-    topic: str
-    partition: int | None = None
-    offset: int | None = None
-    timestamp_ms: int | None = None
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from attune_measures.adapters.store import MeasuresStore
+from attune_measures.deps import StoreDep, ThresholdsDep, deps_of
 from attune_measures.domain.charts import (
     HIGHER_IS_BETTER,
     KIND,
@@ -149,20 +149,10 @@ class Caseload(BaseModel):
     truncated: bool = Field(description="true when more episodes than `limit` were found")
 
 
-def _store(request: Request) -> MeasuresStore:
-    store: MeasuresStore = request.app.state.service.extras["store"]
-    return store
-
-
-def _thresholds(request: Request) -> ThresholdBook:
-    book: ThresholdBook = request.app.state.service.extras["thresholds"]
-    return book
-
-
 async def _audit(
     request: Request, *, action: str, who: Principal | None, outcome: str, code: int, **target: Any
 ) -> None:
-    await _store(request).audit(
+    await deps_of(request).store.audit(
         entry={
             "_id": str(uuid.uuid4()),
             "at": datetime.now(UTC),
@@ -286,16 +276,18 @@ def _latest(p: ChartPoint | None) -> LatestScore | None:
     summary="An episode's scored series, per instrument in session order (404 outside the caller's clinics)",
     responses={**_ERRORS, 404: {"description": "no scored response of this episode in the caller's clinics"}},
 )
-async def episode_series(request: Request, who: Caller, episode_id: EpisodePath) -> EpisodeSeries:
+async def episode_series(
+    request: Request, who: Caller, store: StoreDep, thresholds: ThresholdsDep, episode_id: EpisodePath
+) -> EpisodeSeries:
     """Every scored response of the episode, for a chart: scores, change from intake, alliance context."""
-    members = (await _store(request).episode_responses(episode_ids=[episode_id])).get(episode_id, [])
+    members = (await store.episode_responses(episode_ids=[episode_id])).get(episode_id, [])
     last = last_response(members)
     if last is None or not who.covers_clinic(last.clinic_id):
         await _audited(
             request, action="series", who=who, outcome="not_found", code=404, episode_id=episode_id
         )
         raise HTTPException(404, "no such episode")
-    points = _points(members, _thresholds(request))
+    points = _points(members, thresholds)
     times = [t.response.session_at for t in members]
     await _audited(
         request,
@@ -346,6 +338,8 @@ def _entry(members: Sequence[Tracked], thresholds: ThresholdBook) -> CaseloadEnt
 async def clinician_caseload(
     request: Request,
     who: Caller,
+    store: StoreDep,
+    thresholds: ThresholdsDep,
     clinician_id: ClinicianPath,
     clinic_id: str | None = Query(
         default=None,
@@ -362,7 +356,6 @@ async def clinician_caseload(
         await _audited(request, action="caseload", who=who, outcome="forbidden", code=403, **target)
         raise HTTPException(403, f"token does not cover clinic {clinic_id}")
     clinics = [clinic_id] if clinic_id else None if "*" in who.clinics else sorted(who.clinics)
-    store, thresholds = _store(request), _thresholds(request)
     found = await store.clinician_episodes(clinician_id=clinician_id, clinics=clinics)
     # Latest first by the clinician's own responses; an episode whose latest response names another
     # clinician (a transfer) is left out, so episodes are read in chunks until the page is full.

@@ -1,4 +1,4 @@
-"""measures' composition root: `create_app(settings=None, store=None)` and the `attune-measures` entry point."""
+"""measures' composition root: `create_app(settings=None, database=None)` and the `attune-measures` entry point."""
 
 from __future__ import annotations
 
@@ -9,35 +9,34 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_measures.adapters.store import MeasuresStore
 from attune_measures.api import router
-from attune_measures.handlers import GROUP, register_consumer
+from attune_measures.deps import Deps
+from attune_measures.handlers import GROUP, input_topics, register_consumer
 from attune_measures.pipeline import MeasuresPipeline
 from attune_measures.settings import MeasuresSettings
 from attune_shared.kafka import make_broker
 from attune_shared.runtime import Service, build_app, serve
 from attune_shared.settings import load_settings
-from attune_shared.topics import Topics
 
 
 def create_app(
-    settings: MeasuresSettings | None = None, store: AsyncDatabase[dict[str, Any]] | None = None
+    settings: MeasuresSettings | None = None, database: AsyncDatabase[dict[str, Any]] | None = None
 ) -> FastAPI:
     """Build the measures service; clients are created in the lifespan, not here."""
     settings = settings or load_settings(MeasuresSettings)
     thresholds = settings.thresholds()  # validated by the settings already; read once here
-    service = Service(
+    service: Service[Deps] = Service(
         settings=settings,
         broker=make_broker(settings),
         group_id=settings.group(GROUP),
-        topics=[settings.topic(Topics.CARE)],
+        topics=input_topics(settings),
     )
     register_consumer(service)
 
-    async def on_start(svc: Service) -> None:
-        measures_store = MeasuresStore(svc.store)
-        await measures_store.ensure_indexes()
-        svc.extras["store"] = measures_store
-        svc.extras["thresholds"] = thresholds
-        svc.extras["pipeline"] = MeasuresPipeline(settings, svc.broker, measures_store, thresholds)
+    async def on_start(svc: Service[Deps]) -> None:
+        store = MeasuresStore(svc.database)
+        await store.ensure_indexes()
+        pipeline = MeasuresPipeline(settings, svc.broker, store, thresholds)
+        svc.deps = Deps(store=store, thresholds=thresholds, pipeline=pipeline)
 
     return build_app(
         service,
@@ -48,7 +47,7 @@ def create_app(
         ),
         routers=[router],
         on_start=on_start,
-        store=store,
+        database=database,
     )
 
 

@@ -24,24 +24,12 @@ from attune_measures.domain.revisions import settle
 from attune_measures.domain.scoring import UnscorableResponse, score
 from attune_measures.domain.versions import ResponseVersion, Tracked, Verdict, apply_versions
 from attune_shared.events import DeadLetterOrigin, MeasureScored, ResponseSubmitted, record_key
-from attune_shared.kafka import OutRecord, publish_all
+from attune_shared.kafka import Inbound, OutRecord, publish_all
 from attune_shared.logging import get_logger
 from attune_shared.settings import ServiceSettings
 from attune_shared.topics import Topics
 
 log = get_logger("attune_measures.pipeline")
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """One record of the responses topic."""
-
-    value: bytes | None
-    key: bytes | None
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int | None = None
 
 
 @dataclass

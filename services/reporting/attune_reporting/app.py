@@ -1,4 +1,4 @@
-"""reporting's composition root: `create_app(settings=None, store=None)` and the `attune-reporting` entry point."""
+"""reporting's composition root: `create_app(settings=None, database=None)` and the `attune-reporting` entry point."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_reporting.adapters.pointer import ActiveDatabase
-from attune_reporting.handlers import GROUP, StoredReports, register_consumer, router
+from attune_reporting.adapters.reports import StoredReports
+from attune_reporting.api import router
+from attune_reporting.deps import Deps
+from attune_reporting.handlers import GROUP, input_topics, register_consumer
 from attune_reporting.materializer import Materializer, refresh_gauges
-from attune_reporting.pipeline import INPUT_TOPICS, ReportingPipeline
+from attune_reporting.pipeline import ReportingPipeline
 from attune_reporting.settings import ReportingSettings
 from attune_shared.kafka import make_broker
 from attune_shared.runtime import Service, build_app, serve
@@ -18,28 +21,30 @@ from attune_shared.settings import load_settings
 
 
 def create_app(
-    settings: ReportingSettings | None = None, store: AsyncDatabase[dict[str, Any]] | None = None
+    settings: ReportingSettings | None = None, database: AsyncDatabase[dict[str, Any]] | None = None
 ) -> FastAPI:
     """Build the reporting service; clients are created in the lifespan, not here.
 
-    `store` is the control database (it holds the pointer to the active data database).
+    `database` is the control database (it holds the pointer to the active data database).
     """
     settings = settings or load_settings(ReportingSettings)
-    service = Service(
+    service: Service[Deps] = Service(
         settings=settings,
         broker=make_broker(settings),
         group_id=settings.group(GROUP),
-        topics=[settings.topic(t) for t in INPUT_TOPICS],
+        topics=input_topics(settings),
     )
     register_consumer(service)
 
-    async def on_start(svc: Service) -> None:
-        active = ActiveDatabase(svc.store.client, svc.store.name)
+    async def on_start(svc: Service[Deps]) -> None:
+        active = ActiveDatabase(svc.database.client, svc.database.name)
         materializer = Materializer(settings)
-        svc.extras["active"] = active
-        svc.extras["materializer"] = materializer
-        svc.extras["pipeline"] = ReportingPipeline(settings, active, materializer)
-        svc.extras["reports"] = StoredReports(active)
+        svc.deps = Deps(
+            active=active,
+            materializer=materializer,
+            pipeline=ReportingPipeline(settings, active, materializer),
+            reports=StoredReports(active),
+        )
         current = await active.store()
         await materializer.run(current)  # marks a crash left behind
         await refresh_gauges(current)
@@ -54,7 +59,7 @@ def create_app(
         ),
         routers=[router],
         on_start=on_start,
-        store=store,
+        database=database,
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from attune_reporting import metrics
 from attune_reporting.adapters.codec import Bits, decode_parts, encode_parts
-from attune_reporting.adapters.store import ConcurrentUpdate, LockLost, Mark, ReportingStore
+from attune_reporting.adapters.store import LockLost, Mark, ReportingStore
 from attune_reporting.domain.cells import ALL, Cell, Part, build_cell, cell_clients
 from attune_reporting.domain.episodes import EpisodeSummary, summarize
 from attune_reporting.domain.facts import AlertFact, CareFact, MeasureFact
@@ -28,6 +28,7 @@ from attune_reporting.domain.figures import figures, total
 from attune_reporting.domain.months import month_of, shift
 from attune_reporting.settings import ReportingSettings
 from attune_shared.logging import get_logger
+from attune_shared.mongo import ConcurrentUpdate
 
 log = get_logger("attune_reporting.materializer")
 Progress = Callable[[int, int], None]

@@ -35,6 +35,7 @@ from attune_reporting.domain.facts import (
 from attune_reporting.domain.ledger import Foldable
 from attune_reporting.materializer import Materializer
 from attune_shared.events import ALERT_EVENT_TYPES, CARE_EVENT_TYPES, AlertEvent, MeasureScored, nul_escaped
+from attune_shared.kafka import Inbound
 from attune_shared.logging import get_logger
 from attune_shared.settings import ServiceSettings
 from attune_shared.topics import Topics
@@ -42,16 +43,6 @@ from attune_shared.topics import Topics
 log = get_logger("attune_reporting.pipeline")
 
 INPUT_TOPICS = (Topics.CARE, Topics.MEASURES, Topics.ALERTS)
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """One consumed record."""
-
-    topic: str
-    value: bytes | None
-    partition: int | None = None
-    offset: int | None = None
 
 
 class Rejected(ValueError):

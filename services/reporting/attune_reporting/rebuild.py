@@ -27,9 +27,9 @@ from pymongo import AsyncMongoClient
 from attune_reporting.adapters.pointer import ActiveDatabase
 from attune_reporting.adapters.store import ReportingStore
 from attune_reporting.materializer import Materializer, refresh_gauges
-from attune_reporting.pipeline import INPUT_TOPICS, Inbound, ReportingPipeline
+from attune_reporting.pipeline import INPUT_TOPICS, ReportingPipeline
 from attune_reporting.settings import ReportingSettings
-from attune_shared.kafka import aiokafka_kwargs
+from attune_shared.kafka import Inbound, aiokafka_kwargs
 from attune_shared.logging import get_logger
 from attune_shared.mongo import make_client
 

@@ -3,13 +3,14 @@ error bodies that never echo the input, security headers, no docs pages, no Host
 OpenAPI document that lists what every endpoint can answer.
 
 The apps are the services' own `create_app`; their lifespans do not run (no broker, no store), so only
-what the HTTP edge answers by itself is exercised here, and the audits of alerts and measures are lists in
-memory.
+what the HTTP edge answers by itself is exercised here. Each service's dependencies (`Service.deps`) are
+stand-ins that are never called, except the audits of alerts and measures, which are lists in memory.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -42,20 +43,22 @@ def _app(name: str) -> FastAPI:
         from attune_intake.app import create_app as intake_app
 
         app = intake_app()
+        app.state.service.deps = SimpleNamespace(store=None)
     elif name == "alerts":
         from attune_alerts.app import create_app as alerts_app
 
         app = alerts_app()
-        app.state.service.extras["store"] = MemoryAudit()
+        app.state.service.deps = SimpleNamespace(store=MemoryAudit(), ledger=None)
     elif name == "measures":
         from attune_measures.app import create_app as measures_app
 
         app = measures_app()
-        app.state.service.extras["store"] = MemoryAudit()
+        app.state.service.deps = SimpleNamespace(store=MemoryAudit(), thresholds=None)
     else:
         from attune_reporting.app import create_app as reporting_app
 
         app = reporting_app()
+        app.state.service.deps = SimpleNamespace(reports=None)
     app.state.tokens = TokenStore.load(DEV_TOKENS_FILE)
     return app
 
@@ -125,7 +128,7 @@ async def test_an_unknown_v1_path_needs_a_token_too(http: dict[str, httpx.AsyncC
 async def test_denied_alerts_calls_are_audited_before_validation(
     apps: dict[str, FastAPI], http: dict[str, httpx.AsyncClient]
 ) -> None:
-    audit: MemoryAudit = apps["alerts"].state.service.extras["store"]
+    audit: MemoryAudit = apps["alerts"].state.service.deps.store
     audit.entries.clear()
     await http["alerts"].post("/v1/alerts/a-1/acknowledge", json={"note": 5})
     await http["alerts"].get("/v1/alerts", params={"limit": "abc"}, headers=OPS)
@@ -144,7 +147,7 @@ async def test_denied_alerts_calls_are_audited_before_validation(
 async def test_denied_measures_calls_are_audited_before_validation(
     apps: dict[str, FastAPI], http: dict[str, httpx.AsyncClient]
 ) -> None:
-    audit: MemoryAudit = apps["measures"].state.service.extras["store"]
+    audit: MemoryAudit = apps["measures"].state.service.deps.store
     audit.entries.clear()
     await http["measures"].get("/v1/episodes/not-an-episode/series")
     await http["measures"].get("/v1/clinicians/c-1/caseload", params={"limit": "abc"}, headers=OPS)

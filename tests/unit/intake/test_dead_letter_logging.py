@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from attune_intake.domain.canonical import Pseudonymiser
-from attune_intake.pipeline import Inbound, _safe_ids, reject, validate
+from attune_intake.pipeline import _safe_ids, reject, validate
 from attune_shared.events import EnvelopeRejected
 from attune_shared.ids import EVENT_REF_PATTERN, pseudonym
+from attune_shared.kafka import Inbound
 
 KEY = b"k" * 32
 IDS = Pseudonymiser(KEY)

@@ -12,8 +12,9 @@ import pytest
 from attune_measures.adapters.store import Loaded
 from attune_measures.dead_letters import MeasuresDeadLetter
 from attune_measures.domain.versions import Tracked
-from attune_measures.pipeline import Inbound, MeasuresPipeline
+from attune_measures.pipeline import MeasuresPipeline
 from attune_measures.settings import MeasuresSettings
+from attune_shared.kafka import Inbound
 from tests.support.ids import rs
 from tests.unit.measures_service.builders import CLIENT, session, srs, submitted
 

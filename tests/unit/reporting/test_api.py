@@ -11,11 +11,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from attune_reporting.api import router
+from attune_reporting.deps import report_settings, report_source
 from attune_reporting.domain.cells import Cell
 from attune_reporting.domain.figures import COLUMN_NAMES
 from attune_reporting.domain.ledger import Ledger
 from attune_reporting.domain.render import csv_value
-from attune_reporting.handlers import report_settings, report_source, router
 from attune_reporting.materializer import network_parts
 from attune_reporting.settings import ReportingSettings
 from attune_shared.auth import TokenStore

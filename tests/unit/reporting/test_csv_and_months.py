@@ -10,8 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from attune_reporting.api import router
+from attune_reporting.deps import report_settings, report_source
 from attune_reporting.domain.render import csv_value, to_csv
-from attune_reporting.handlers import report_settings, report_source, router
 from attune_reporting.settings import ReportingSettings
 from attune_shared.auth import TokenStore
 from attune_shared.settings import DEV_TOKENS_FILE

@@ -60,7 +60,7 @@ def test_a_small_batch_with_more_records_waiting_is_throttled_like_a_full_one() 
 def test_records_wait_when_a_partition_of_the_batch_has_a_higher_watermark() -> None:
     from aiokafka import ConsumerRecord, TopicPartition
 
-    from attune_reporting.handlers import waiting
+    from attune_shared.kafka import more_waiting as waiting
 
     class Consumer:
         def __init__(self, marks: dict[TopicPartition, int | None]) -> None:

@@ -38,6 +38,7 @@ from attune_alerts.domain.state import EpisodeState
 from attune_alerts.domain.state_codec import state_from_dict, state_to_dict
 from attune_shared.events import Alert, AlertEvent
 from attune_shared.mongo import (
+    ConcurrentUpdate,
     bulk_write,
     find_by_ids,
     find_in,
@@ -47,11 +48,6 @@ from attune_shared.mongo import (
     replace_versioned,
     update_by_ids,
 )
-
-
-class ConcurrentUpdate(RuntimeError):
-    """Another writer changed an episode or an alert between our read and write: re-read and retry."""
-
 
 # ---------------------------------------------------------------- episodes
 

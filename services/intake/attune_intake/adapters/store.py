@@ -17,11 +17,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_intake.domain.episodes import ClientState, Episode
 from attune_shared.events import DeadLetter
-from attune_shared.mongo import find_by_ids, insert_clashing, insert_new, replace_versioned
-
-
-class ConcurrentUpdate(RuntimeError):
-    """Another consumer changed a client between our read and write; the batch is retried."""
+from attune_shared.mongo import (
+    ConcurrentUpdate,
+    find_by_ids,
+    insert_clashing,
+    keep_dead_letters,
+    replace_versioned,
+)
 
 
 def receipt_key(source: str, event_id: str) -> str:
@@ -164,11 +166,7 @@ class IntakeStore:
 
     async def keep_dead_letters(self, *, letters: Sequence[DeadLetter]) -> None:
         """Keep dead letters for `attune dlq list|replay` (a re-consumed record keeps its first copy)."""
-        docs = [
-            {"_id": d.dlq_id, **d.model_dump(mode="json"), "received_at": d.received_at, "replayed_at": None}
-            for d in letters
-        ]
-        await insert_new(self.dead_letters, docs)
+        await keep_dead_letters(self.dead_letters, letters)
 
     async def list_dead_letters(
         self, *, code: str | None = None, limit: int = 100, include_replayed: bool = False

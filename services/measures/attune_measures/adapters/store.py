@@ -44,11 +44,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from attune_measures.dead_letters import MeasuresDeadLetter
 from attune_measures.domain.versions import ResponseVersion, Tracked, shared
 from attune_shared.instruments import INSTRUMENTS
-from attune_shared.mongo import bulk_write, find_by_ids, insert_clashing, insert_new, replace_versioned
-
-
-class ConcurrentUpdate(RuntimeError):
-    """Another consumer changed a response between our read and write; the batch is retried."""
+from attune_shared.mongo import (
+    ConcurrentUpdate,
+    bulk_write,
+    find_by_ids,
+    insert_clashing,
+    keep_dead_letters,
+    replace_versioned,
+)
 
 
 @dataclass
@@ -261,11 +264,7 @@ class MeasuresStore:
 
     async def keep_dead_letters(self, *, letters: Sequence[MeasuresDeadLetter]) -> None:
         """Keep dead letters for an operator (a re-consumed record keeps its first copy)."""
-        docs = [
-            {"_id": d.dlq_id, **d.model_dump(mode="json"), "received_at": d.received_at, "replayed_at": None}
-            for d in letters
-        ]
-        await insert_new(self.dead_letters, docs)
+        await keep_dead_letters(self.dead_letters, letters)
 
     async def episode_responses(self, *, episode_ids: Iterable[str]) -> dict[str, list[Tracked]]:
         """Every response of these episodes, by episode (an episode without any is absent).

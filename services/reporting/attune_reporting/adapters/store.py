@@ -23,16 +23,19 @@ from pymongo.errors import DuplicateKeyError
 from attune_reporting.adapters.codec import ClientIndex, from_doc, to_doc
 from attune_reporting.domain.episodes import EpisodeSummary
 from attune_reporting.domain.facts import AlertFact, CareFact, MeasureFact
-from attune_shared.mongo import delete_by_ids, find_by_ids, insert_clashing, insert_new, replace_by_ids
+from attune_shared.mongo import (
+    ConcurrentUpdate,
+    delete_by_ids,
+    find_by_ids,
+    insert_clashing,
+    insert_new,
+    replace_by_ids,
+)
 
 LOCK_ID = "materializer"
 INDEX_ID = "index"
 # Collections of the data database that are not per clinic; `retire` keeps only the pointer.
 SHARED_COLLECTIONS = ("report_network", "dirty", "locks", "rejected")
-
-
-class ConcurrentUpdate(RuntimeError):
-    """Another materializer changed a clinic's client index under us (a lost lease): run again."""
 
 
 class LockLost(RuntimeError):
