@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from attune_console import dashboard, metrics, present
+from attune_console import dashboard, equity, metrics, present
 from attune_console.sessions import COOKIE, SIGNIN_COOKIE, Session, SessionStore, new_secret, same_secret
 from attune_console.settings import ConsoleSettings
 from attune_console.signin import Authenticator, TokenAuthenticator
@@ -675,6 +675,69 @@ def create_app(
             )
         except UpstreamError as exc:
             raise upstream_refusal(exc, request) from None
+        return Response(
+            answer.content,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    # ---- the equity view ------------------------------------------------------------------------
+
+    def equity_params(by: str, clinic: str, first: str, last: str) -> dict[str, str]:
+        """reporting's query for the equity view; what the page cannot ask for is a 404."""
+        if by not in equity.BY or (clinic and not CLINIC_ID.fullmatch(clinic)):
+            raise Refused(404, "Not found", "There is no such view.")
+        if any(m and not equity.MONTH.fullmatch(m) for m in (first, last)):
+            raise Refused(400, "Not possible", "Months are written YYYY-MM, for example 2026-03.")
+        return {"by": by, "clinic_id": clinic, "from": first, "to": last}
+
+    @app.get("/equity", response_class=HTMLResponse)
+    async def equity_view(request: Request, by: str = "language", clinic: str = "") -> Response:
+        session = session_of(request, DASHBOARD_ROLES)
+        q = request.query_params
+        params = equity_params(by, clinic.strip(), q.get("from", ""), q.get("to", ""))
+        try:
+            answer = await api().get_json("reporting", "/v1/reports/equity", session.bearer, **params)
+        except UpstreamError as exc:
+            raise upstream_refusal(exc, request) from None
+        download = {k: v for k, v in params.items() if v}
+        download["from"], download["to"] = answer.get("from", ""), answer.get("to", "")
+        if "clinic_id" in download:
+            download["clinic"] = download.pop("clinic_id")
+        context = {
+            "session": session,
+            "meta": answer,
+            "rows": answer.get("rows") or [],
+            "by": by,
+            "by_label": equity.BY[by],
+            "clinic": params["clinic_id"],
+            "dimensions": equity.BY,
+            "figures": equity.FIGURES,
+            "counts": equity.COUNTS,
+            "figure": equity.figure,
+            "label": equity.label,
+            "csv_href": "/equity.csv?" + urlencode(download),
+        }
+        metrics.PAGES.labels("equity", "200").inc()
+        return page(request, "equity.html", context)
+
+    @app.get("/equity.csv")
+    async def equity_csv(request: Request, by: str = "language", clinic: str = "") -> Response:
+        session = session_of(request, DASHBOARD_ROLES)
+        q = request.query_params
+        params = equity_params(by, clinic.strip(), q.get("from", ""), q.get("to", ""))
+        try:
+            answer = await api().call(
+                "reporting",
+                "GET",
+                "/v1/reports/equity",
+                session.bearer,
+                params={**params, "format": "csv"},
+                accept="text/csv",
+            )
+        except UpstreamError as exc:
+            raise upstream_refusal(exc, request) from None
+        name = f"attune-equity-{params['clinic_id'] or 'network'}-by-{by}.csv"
         return Response(
             answer.content,
             media_type="text/csv; charset=utf-8",
