@@ -29,6 +29,7 @@ class Via(StrEnum):
 
     kafka = "kafka"
     http = "http"
+    fhir = "fhir"  # FHIR R4 batch Bundles to intake's POST /fhir/r4
 
 
 def summary_tables(scenario: Scenario) -> list[Table]:
@@ -93,7 +94,11 @@ def simulate(
         float | None, typer.Option(min=0.1, help="Events per second (default: unthrottled).")
     ] = None,
     via: Annotated[
-        Via, typer.Option(case_sensitive=False, help="Publish to Kafka or intake's HTTP API.")
+        Via,
+        typer.Option(
+            case_sensitive=False,
+            help="Publish to Kafka, intake's HTTP API (envelopes) or its FHIR R4 endpoint (bundles).",
+        ),
     ] = Via.kafka,
     out: Annotated[Path, typer.Option(help="Where truth.json is written.")] = Path("var/sim"),
     bootstrap: Annotated[
@@ -103,7 +108,7 @@ def simulate(
         str, typer.Option(envvar="ATTUNE_NAME_PREFIX", help="Prefix of the topic name (side-by-side runs).")
     ] = "",
     http_url: Annotated[
-        str, typer.Option(help="Intake's base URL (with --via http).")
+        str, typer.Option(help="Intake's base URL (with --via http or fhir).")
     ] = "http://127.0.0.1:8081",
     token: Annotated[str, typer.Option(help="Bearer token of role ehr for source ehr-sim.")] = "dev-ehr-sim",
     start: Annotated[
@@ -133,7 +138,11 @@ def simulate(
     result: PublishResult | None = None
     if not dry_run:
         topic = f"{topic_prefix}{Topics.EHR_EVENTS}"
-        target = topic if via is Via.kafka else f"{http_url}/v1/ehr/events"
+        target = {
+            Via.kafka: topic,
+            Via.http: f"{http_url}/v1/ehr/events",
+            Via.fhir: f"{http_url}/fhir/r4",
+        }[via]
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:
             task = bar.add_task(f"publishing to {target}", total=len(scenario.records))
@@ -145,7 +154,7 @@ def simulate(
                 result = asyncio.run(
                     publish(
                         scenario,
-                        "kafka" if via is Via.kafka else "http",
+                        via.value,
                         bootstrap=bootstrap,
                         topic=topic,
                         http_url=http_url,
@@ -161,14 +170,21 @@ def simulate(
         console.print(table)
     if result is not None:
         console.print(f"published {result.sent} records via {result.via} in {result.seconds}s")
+        if result.via == "fhir":
+            console.print(
+                f"intake: {result.accepted} entries published an event (201), {result.duplicates} recorded "
+                f"or unchanged (200), {result.rejected} unusable"
+            )
         if result.via == "http":
             console.print(
                 f"intake: accepted {result.accepted}, duplicates {result.duplicates}, rejected {result.rejected}"
             )
         if result.skipped:
             console.print(
-                f"[yellow]skipped {len(result.skipped)} poison record(s) that are not JSON "
-                f"({', '.join(sorted(set(result.skipped)))}): they can only be sent over Kafka[/yellow]"
+                f"[yellow]skipped {len(result.skipped)} poison record(s) that are not "
+                f"{'FHIR' if result.via == 'fhir' else 'JSON'} "
+                f"({', '.join(sorted(set(result.skipped)))}): they can only be sent over "
+                f"{'Kafka or HTTP' if result.via == 'fhir' else 'Kafka'}[/yellow]"
             )
 
 

@@ -61,7 +61,7 @@ def _tick(progress: Progress | None, done: int, total: int) -> None:
 
 async def publish(
     scenario: Scenario,
-    via: Literal["kafka", "http"] = "kafka",
+    via: Literal["kafka", "http", "fhir"] = "kafka",
     *,
     bootstrap: str = "127.0.0.1:9092",
     topic: str = Topics.EHR_EVENTS,
@@ -78,6 +78,9 @@ async def publish(
     HTTP: POST /v1/ehr/events in batches of up to 500 with the bearer token; poison records that are not
     JSON at all (invalid_json) cannot be put in a JSON body, so they are skipped and listed in the result:
     send them over Kafka to see them dead-lettered. `transport` replaces httpx's network transport (tests).
+    FHIR: POST /fhir/r4 with batch Bundles (attune_cli.simulator.fhir); poison records are not FHIR and are
+    skipped. `accepted` counts 201 entries (an event published), `duplicates` 200 ones (recorded, or
+    nothing new), `rejected` the OperationOutcomes.
     """
     started = time.monotonic()
     if via == "kafka":
@@ -85,8 +88,10 @@ async def publish(
     elif via == "http":
         pacer = _Pacer(rate)
         result = await _http(scenario.records, http_url, token, pacer, progress, rate, transport)
+    elif via == "fhir":
+        result = await _fhir(scenario.records, http_url, token, _Pacer(rate), progress, transport)
     else:
-        raise ValueError(f"via must be 'kafka' or 'http', not {via!r}")
+        raise ValueError(f"via must be 'kafka', 'http' or 'fhir', not {via!r}")
     result.seconds = round(time.monotonic() - started, 3)
     return result
 
@@ -181,6 +186,47 @@ async def _http(
             batch.append(record.value)
             size += len(record.value) + 1
         await flush()
+    if progress is not None:
+        progress(total, total)
+    return result
+
+
+async def _fhir(
+    records: Sequence[OutboundRecord],
+    http_url: str,
+    token: str,
+    pacer: _Pacer,
+    progress: Progress | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> PublishResult:
+    from attune_cli.simulator.fhir import bundles
+
+    result = PublishResult("fhir", accepted=0, duplicates=0, rejected=0)
+    result.skipped = [r.expected_code or "poison" for r in records if r.kind == "poison"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    total, done = len(records), 0
+    async with httpx.AsyncClient(
+        base_url=http_url, headers=headers, timeout=60.0, transport=transport
+    ) as client:
+        for count, bundle in bundles(records):
+            await pacer.wait(done)
+            try:
+                response = await client.post("/fhir/r4", content=json.dumps(bundle, separators=(",", ":")))
+            except httpx.HTTPError as exc:
+                raise PublishError(f"intake at {http_url} is unreachable: {exc}") from exc
+            if response.status_code != 200:
+                raise PublishError(f"intake answered {response.status_code}: {response.text[:300]}")
+            for entry in json.loads(response.content)["entry"]:
+                code = entry["response"]["status"][:3]
+                if code == "201":
+                    result.accepted = (result.accepted or 0) + 1
+                elif code == "200":
+                    result.duplicates = (result.duplicates or 0) + 1
+                else:
+                    result.rejected = (result.rejected or 0) + 1
+            done += count
+            result.sent += count - sum(1 for r in records[done - count : done] if r.kind == "poison")
+            _tick(progress, done, total)
     if progress is not None:
         progress(total, total)
     return result

@@ -160,13 +160,19 @@ def prepare(ctx: Context, entries: list[Entry]) -> None:
 
 
 def _order(kind: str, entries: list[Entry]) -> list[Entry]:
-    """Referenced resources first (Patient .. QuestionnaireResponse); a history lists newest first."""
+    """The order entries are applied in. Patients always first (they publish nothing). A transaction's
+    entries may refer to each other in any order: referenced types first (EpisodeOfCare, Appointment,
+    Encounter, QuestionnaireResponse). A batch keeps its order (FHIR: its entries are independent); a
+    history lists newest first, so it is applied oldest first."""
     seq = list(reversed(entries)) if kind == "history" else list(entries)
-    rank = {
-        id(e): _RANK.get(str(e.resource.get("resourceType")) if isinstance(e.resource, dict) else "", 99)
-        for e in seq
-    }
-    return sorted(seq, key=lambda e: rank[id(e)])
+
+    def rank(e: Entry) -> int:
+        kind_of = str(e.resource.get("resourceType")) if isinstance(e.resource, dict) else ""
+        if kind_of == "Patient":
+            return 0
+        return _RANK.get(kind_of, 99) if kind == "transaction" else 1
+
+    return sorted(seq, key=rank)
 
 
 def _rejected_at(mapped: Mapped, exc: EnvelopeRejected) -> Unusable:

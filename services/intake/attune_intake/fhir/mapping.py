@@ -124,9 +124,9 @@ def _envelope(
 
 
 def _when(resource: dict[str, Any], *candidates: Any) -> datetime:
-    """The first candidate that is a dateTime, else meta.lastUpdated, else now."""
+    """When it happened in the EHR: meta.lastUpdated, else the first candidate that is a dateTime, else now."""
     meta = obj(resource.get("meta"))
-    for value in (*candidates, meta.get("lastUpdated")):
+    for value in (meta.get("lastUpdated"), *candidates):
         found = instant(value)
         if found is not None:
             return found
@@ -222,12 +222,12 @@ def _episode(resource: dict[str, Any], ctx: Context, key: str) -> Mapped:
     mapped = Mapped(key, facts, where={"clinician_id": "EpisodeOfCare.careManager"})
     common = {"mrn": patient["mrn"]}
     if status in ("planned", "waitlist", "active"):
-        if not before.get("referred"):
-            start = day(period.get("start"))
-            if start is None:
-                raise Unusable(
-                    "EpisodeOfCare.period.start", "a referral needs the episode's start date", "required"
-                )
+        start = day(period.get("start"))
+        if not before.get("referred") and start is None and not clinician:
+            raise Unusable(
+                "EpisodeOfCare.period.start", "a referral needs the episode's start date", "required"
+            )
+        if not before.get("referred") and start is not None:
             facts["referred"] = True
             mapped.where |= {
                 "referred_on": "EpisodeOfCare.period.start",
@@ -251,6 +251,7 @@ def _episode(resource: dict[str, Any], ctx: Context, key: str) -> Mapped:
                 },
             )
         elif clinician and clinician != before.get("clinician_id"):
+            # A new care manager; or, with no period.start, an episode the EHR never referred.
             mapped.envelope = _envelope(
                 ctx,
                 key,
@@ -261,7 +262,7 @@ def _episode(resource: dict[str, Any], ctx: Context, key: str) -> Mapped:
                 {**common, "clinician_id": clinician},
             )
         else:
-            mapped.note = "EpisodeOfCare already referred; nothing new for Attune"
+            mapped.note = "EpisodeOfCare unchanged for Attune (referral and care manager known)"
     elif status == "finished":
         end = day(period.get("end"))
         if end is None:
