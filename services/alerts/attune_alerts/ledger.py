@@ -19,9 +19,9 @@ from datetime import datetime
 from faststream.kafka import KafkaBroker
 
 from attune_alerts import metrics
-from attune_alerts.adapters.store import AlertsStore, ChangeRecord, make_record
 from attune_alerts.delivery import deliveries_for
 from attune_alerts.domain.lifecycle import StoredAlert, alert_event, now_ms
+from attune_alerts.ports import ChangeLog, ChangeRecord, make_record
 from attune_alerts.settings import AlertsSettings, Contacts
 from attune_shared.kafka import OutRecord, publish_all
 from attune_shared.mongo import ConcurrentUpdate
@@ -55,7 +55,7 @@ class AlertLedger:
     """Claims, publishes and projects alert changes."""
 
     def __init__(
-        self, settings: AlertsSettings, broker: KafkaBroker, store: AlertsStore, contacts: Contacts
+        self, settings: AlertsSettings, broker: KafkaBroker, store: ChangeLog, contacts: Contacts
     ) -> None:
         self.settings = settings
         self.broker = broker

@@ -21,7 +21,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from attune_alerts import metrics
-from attune_alerts.adapters.store import AlertsStore, ChangeRecord, EpisodeRow, make_record
 from attune_alerts.domain.decisions import Decision, Raise, Resolve, Update
 from attune_alerts.domain.errors import AlertDomainError
 from attune_alerts.domain.inputs import CareEvent as DomainCare
@@ -40,6 +39,7 @@ from attune_alerts.domain.rules import on_care, on_inactivity_sweep, on_measure,
 from attune_alerts.domain.state import EpisodeState
 from attune_alerts.domain.translate import repair_extras, to_care, to_measure, tracking_at_raise
 from attune_alerts.ledger import AlertLedger, observe
+from attune_alerts.ports import ChangeRecord, ConsumerStore, EpisodeRow, make_record
 from attune_alerts.settings import ClinicThresholds
 from attune_shared.events import CareEvent, MeasureScored, parse_internal
 from attune_shared.ids import derived_id
@@ -134,7 +134,7 @@ class AlertsPipeline:
     """Processes batches of inputs; safe to run again on the same batch."""
 
     def __init__(
-        self, *, store: AlertsStore, ledger: AlertLedger, thresholds: ClinicThresholds, clock: str
+        self, *, store: ConsumerStore, ledger: AlertLedger, thresholds: ClinicThresholds, clock: str
     ) -> None:
         self.store = store
         self.ledger = ledger

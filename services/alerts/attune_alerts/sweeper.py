@@ -18,11 +18,11 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from attune_alerts import metrics
-from attune_alerts.adapters.store import AlertsStore
 from attune_alerts.domain.escalation import EscalationView, escalation_due
 from attune_alerts.domain.lifecycle import StoredAlert, escalated, now_ms
 from attune_alerts.ledger import AlertLedger
 from attune_alerts.pipeline import AlertsPipeline, Input, tick
+from attune_alerts.ports import SweepStore
 from attune_alerts.settings import ClinicThresholds
 from attune_shared.logging import get_logger
 from attune_shared.mongo import ConcurrentUpdate
@@ -67,7 +67,7 @@ class Sweeper:
     def __init__(
         self,
         *,
-        store: AlertsStore,
+        store: SweepStore,
         ledger: AlertLedger,
         pipeline: AlertsPipeline,
         thresholds: ClinicThresholds,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,8 +33,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from attune_alerts.domain.lifecycle import EpisodeContext, StoredAlert, now_ms
-from attune_alerts.domain.state import EpisodeState
 from attune_alerts.domain.state_codec import state_from_dict, state_to_dict
+from attune_alerts.ports import (
+    AlertQueries,
+    ChangeLog,
+    ChangeRecord,
+    ConsumerStore,
+    Current,
+    EpisodeRow,
+    Outbox,
+    SweepStore,
+)
 from attune_shared.events import Alert, AlertEvent
 from attune_shared.mongo import (
     ConcurrentUpdate,
@@ -50,18 +58,6 @@ from attune_shared.mongo import (
 )
 
 # ---------------------------------------------------------------- episodes
-
-
-@dataclass
-class EpisodeRow:
-    """One episode's rule state and bookkeeping, as loaded (version 0: not stored yet)."""
-
-    ctx: EpisodeContext
-    state: EpisodeState = field(default_factory=EpisodeState)
-    open_alert_ids: dict[str, str] = field(default_factory=dict)
-    version: int = 0
-    partition: int | None = None
-    dirty: bool = False
 
 
 def _ms(t: datetime) -> datetime:
@@ -128,40 +124,6 @@ def stored_from_doc(doc: Mapping[str, Any]) -> StoredAlert:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeRecord:
-    """One alert change: the alert after it, its published event (exact bytes), and why it happened."""
-
-    stored: StoredAlert
-    event_type: str
-    event_id: str
-    body: str
-    cause_key: str
-    origin_event_id: str | None
-    recorded_at: datetime
-    published: bool = False
-
-    @property
-    def record_id(self) -> str:
-        """`<alert_id>:<sequence>`, zero-padded so ids sort by sequence."""
-        return f"{self.stored.alert_id}:{self.stored.sequence:08d}"
-
-
-def make_record(
-    stored: StoredAlert, event: AlertEvent, *, cause: str, origin_event_id: str | None
-) -> ChangeRecord:
-    """The record of a change about to be claimed."""
-    return ChangeRecord(
-        stored=stored,
-        event_type=event.event_type,
-        event_id=event.event_id,
-        body=event.model_dump_json(),
-        cause_key=f"{stored.alert_id}|{cause}",
-        origin_event_id=origin_event_id,
-        recorded_at=now_ms(),
-    )
-
-
 def _record_doc(r: ChangeRecord) -> dict[str, Any]:
     s = r.stored
     return {
@@ -207,16 +169,8 @@ def _record(doc: Mapping[str, Any]) -> ChangeRecord:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Current:
-    """An alert's newest state: the projection, or a newer change record not projected yet."""
-
-    stored: StoredAlert
-    unprojected: ChangeRecord | None = None
-
-
-class AlertsStore:
-    """Repository over alerts' database."""
+class AlertsStore(ConsumerStore, ChangeLog, SweepStore, Outbox, AlertQueries):
+    """Repository over alerts' database (the ports of ports.py)."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 20_000) -> None:
         self.db = db
