@@ -19,10 +19,11 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 
 from attune_intake import metrics
-from attune_intake.adapters.store import IntakeStore, receipt_key
+from attune_intake.adapters.store import receipt_key
 from attune_intake.domain.canonical import Pseudonymiser, canonicalise
 from attune_intake.domain.episodes import ClientState
 from attune_intake.domain.validation import parse_envelope
+from attune_intake.ports import ConsumerStore
 from attune_shared.events import DeadLetter, DeadLetterOrigin, EhrEnvelope, EnvelopeRejected, record_key
 from attune_shared.ids import client_ref, pseudonym
 from attune_shared.kafka import Inbound, OutRecord, publish_all
@@ -64,7 +65,7 @@ def validate(rec: Inbound, max_bytes: int = 64 * 1024) -> EhrEnvelope:
 class IntakePipeline:
     """Processes batches of inbound records; safe to run again on the same batch."""
 
-    def __init__(self, settings: ServiceSettings, broker: KafkaBroker, store: IntakeStore) -> None:
+    def __init__(self, settings: ServiceSettings, broker: KafkaBroker, store: ConsumerStore) -> None:
         self.settings = settings
         self.broker = broker
         self.store = store

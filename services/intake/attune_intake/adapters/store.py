@@ -16,6 +16,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_intake.domain.episodes import ClientState, Episode
+from attune_intake.ports import ConsumerStore, ReidentificationStore, SubmissionStore
 from attune_shared.events import DeadLetter
 from attune_shared.mongo import (
     ConcurrentUpdate,
@@ -80,8 +81,8 @@ def _client_state(doc: dict[str, Any]) -> ClientState:
     )
 
 
-class IntakeStore:
-    """Repository over intake's database."""
+class IntakeStore(ConsumerStore, SubmissionStore, ReidentificationStore):
+    """Repository over intake's database (the ports of ports.py)."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 20_000) -> None:
         self.db = db
