@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from attune_shared.auth import TokenStore
 from attune_shared.settings import DEV_TOKENS_FILE
+from tests.support.fakes import MemoryAudit
 
 SERVICES = ("intake", "measures", "alerts", "reporting")
 LEAD = {"Authorization": "Bearer dev-lead-north"}
@@ -26,16 +27,6 @@ ADMIN = {"Authorization": "Bearer dev-admin"}
 OPS = {"Authorization": "Bearer dev-ops"}
 EHR = {"Authorization": "Bearer dev-ehr-north"}
 BAD = {"Authorization": "Bearer not-a-token"}
-
-
-class MemoryAudit:
-    """Stands in for the alerts or measures store: only the audit trail is needed before a handler runs."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-
-    async def audit(self, *, entry: dict[str, Any]) -> None:
-        self.entries.append(entry)
 
 
 def _app(name: str) -> FastAPI:

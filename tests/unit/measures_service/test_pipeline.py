@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from attune_measures.adapters.store import Loaded
-from attune_measures.dead_letters import MeasuresDeadLetter
-from attune_measures.domain.versions import Tracked
 from attune_measures.pipeline import MeasuresPipeline
 from attune_measures.settings import MeasuresSettings
 from attune_shared.kafka import Inbound
+from tests.support.fakes import Crash, MemoryResponses
 from tests.support.ids import rs
 from tests.unit.measures_service.builders import CLIENT, session, srs, submitted
 
 SETTINGS = MeasuresSettings(attune_name_prefix="u_")
 TOPIC = "u_clinic.care.v1"
-
-
-class Crash(RuntimeError):
-    pass
 
 
 class MemoryBroker:
@@ -44,44 +37,6 @@ class MemoryBroker:
         return [json.loads(v) for t, _, v in self.sent if t == topic]
 
 
-class MemoryStore:
-    """The same contract as MeasuresStore, in memory; `fail_saves` makes the next saves crash."""
-
-    def __init__(self, log: list[str]) -> None:
-        self.docs: dict[str, tuple[Tracked, int]] = {}
-        self.dead: dict[str, MeasuresDeadLetter] = {}
-        self.fail_saves = 0
-        self.loads = 0
-        self.log = log
-
-    async def load(self, *, keys: Iterable[str] = (), series_keys: Iterable[str] = ()) -> Loaded:
-        self.loads += 1
-        keys, series = set(keys), set(series_keys)
-        found = {k: v for k, v in self.docs.items() if k in keys or v[0].response.series_key in series}
-        return Loaded({k: t for k, (t, _) in found.items()}, {k: n for k, (_, n) in found.items()})
-
-    async def save(
-        self,
-        *,
-        changed: Sequence[Tracked],
-        versions: Mapping[str, int],
-        book: Mapping[str, Tracked] | None = None,
-    ) -> None:
-        self.log.append("save")
-        if self.fail_saves:
-            self.fail_saves -= 1
-            # Half the write lands before the crash.
-            for t in changed[: len(changed) // 2]:
-                self.docs[t.response.key] = (t, versions.get(t.response.key, 0) + 1)
-            raise Crash("store went away mid-write")
-        for t in changed:
-            self.docs[t.response.key] = (t, versions.get(t.response.key, 0) + 1)
-
-    async def keep_dead_letters(self, *, letters: Sequence[MeasuresDeadLetter]) -> None:
-        for d in letters:
-            self.dead.setdefault(d.dlq_id, d)
-
-
 def records(values: list[bytes | None]) -> list[Inbound]:
     return [
         Inbound(value=v, key=CLIENT.encode(), topic=TOPIC, partition=0, offset=i, timestamp_ms=None)
@@ -89,9 +44,9 @@ def records(values: list[bytes | None]) -> list[Inbound]:
     ]
 
 
-def make() -> tuple[MeasuresPipeline, MemoryBroker, MemoryStore, list[str]]:
+def make() -> tuple[MeasuresPipeline, MemoryBroker, MemoryResponses, list[str]]:
     log: list[str] = []
-    broker, store = MemoryBroker(log), MemoryStore(log)
+    broker, store = MemoryBroker(log), MemoryResponses(log)
     return MeasuresPipeline(SETTINGS, broker, store), broker, store, log  # type: ignore[arg-type]
 
 

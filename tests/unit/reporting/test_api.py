@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,14 +13,13 @@ from fastapi import FastAPI
 
 from attune_reporting.api import router
 from attune_reporting.deps import report_settings, report_source
-from attune_reporting.domain.cells import Cell
 from attune_reporting.domain.figures import COLUMN_NAMES
 from attune_reporting.domain.ledger import Ledger
 from attune_reporting.domain.render import csv_value
-from attune_reporting.materializer import network_parts
 from attune_reporting.settings import ReportingSettings
 from attune_shared.auth import TokenStore
 from attune_shared.settings import DEV_TOKENS_FILE
+from tests.support.fakes import MemoryReports
 from tests.unit.reporting.scenario import N, S, build
 
 RANGE = {"from": "2026-01", "to": "2026-02"}
@@ -31,24 +30,11 @@ ADMIN = {"Authorization": "Bearer dev-admin"}
 EHR = {"Authorization": "Bearer dev-ehr-north"}
 
 
-class MemorySource:
-    """Cells from an in-memory fold, cut the way the store serves them."""
-
-    def __init__(self, cells: list[Cell[Any]]) -> None:
-        self.cells = cells
-
-    async def clinic_cells(self, clinic_id: str, months: Sequence[str]) -> list[Cell[Any]]:
-        return [c for c in self.cells if c.clinic_id == clinic_id and c.month in months]
-
-    async def network_cells(self, months: Sequence[str]) -> list[Cell[Any]]:
-        return [Cell(c.clinic_id, c.month, network_parts(c)) for c in self.cells if c.month in months]
-
-
 @pytest.fixture(scope="module")
 def app() -> FastAPI:
     ledger = Ledger()
     ledger.fold_all(build())
-    source = MemorySource(ledger.cells())
+    source = MemoryReports(ledger.cells())
     settings = ReportingSettings(attune_min_cell_size=5)
     app = FastAPI()
     app.include_router(router)

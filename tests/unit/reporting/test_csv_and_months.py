@@ -16,7 +16,7 @@ from attune_reporting.domain.render import csv_value, to_csv
 from attune_reporting.settings import ReportingSettings
 from attune_shared.auth import TokenStore
 from attune_shared.settings import DEV_TOKENS_FILE
-from tests.unit.reporting.test_api import MemorySource
+from tests.support.fakes import MemoryReports
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 
@@ -43,7 +43,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     app.include_router(router)
     app.state.tokens = TokenStore.load(DEV_TOKENS_FILE)
     settings = ReportingSettings()
-    app.dependency_overrides[report_source] = lambda: MemorySource([])
+    app.dependency_overrides[report_source] = lambda: MemoryReports([])
     app.dependency_overrides[report_settings] = lambda: settings
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
         yield c
