@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from attune_alerts.adapters.store import AlertsStore
 from attune_alerts.deps import LedgerDep, StoreDep, deps_of
 from attune_alerts.domain.escalation import EscalationView, next_escalation_at
 from attune_alerts.domain.lifecycle import (
@@ -28,6 +27,7 @@ from attune_alerts.domain.lifecycle import (
 from attune_alerts.domain.rules import on_person_resolved
 from attune_alerts.ledger import AlertLedger, AlertNotFound
 from attune_alerts.paging import InvalidCursor, after_cursor, encode_cursor
+from attune_alerts.ports import Episodes
 from attune_shared.auth import Principal, require_roles
 from attune_shared.events import Alert, AlertStatus, Severity, nul_escaped
 from attune_shared.http import NO_CONTROL_PATTERN, no_surrogates
@@ -333,7 +333,7 @@ async def resolve(
     return _detail(request, stored)
 
 
-async def forget_in_episode(store: AlertsStore, s: StoredAlert, *, clock: str, attempts: int = 5) -> bool:
+async def forget_in_episode(store: Episodes, s: StoredAlert, *, clock: str, attempts: int = 5) -> bool:
     """Tell the episode's rule state a person resolved the alert (version-checked, retried)."""
     a = s.alert
     for attempt in range(attempts):

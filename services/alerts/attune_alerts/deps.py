@@ -14,6 +14,7 @@ from attune_alerts.adapters.store import AlertsStore
 from attune_alerts.delivery import DeliveryWorker
 from attune_alerts.ledger import AlertLedger
 from attune_alerts.pipeline import AlertsPipeline
+from attune_alerts.ports import AlertQueries
 from attune_alerts.settings import ClinicThresholds
 from attune_alerts.sweeper import Sweeper
 
@@ -38,8 +39,8 @@ def deps_of(request: Request) -> Deps:
     return deps
 
 
-def get_store(request: Request) -> AlertsStore:
-    """FastAPI dependency: alerts' repository."""
+def get_store(request: Request) -> AlertQueries:
+    """FastAPI dependency: alerts' repository, as the API's port."""
     return deps_of(request).store
 
 
@@ -48,5 +49,5 @@ def get_ledger(request: Request) -> AlertLedger:
     return deps_of(request).ledger
 
 
-StoreDep = Annotated[AlertsStore, Depends(get_store)]
+StoreDep = Annotated[AlertQueries, Depends(get_store)]
 LedgerDep = Annotated[AlertLedger, Depends(get_ledger)]
