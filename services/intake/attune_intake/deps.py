@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from attune_intake.adapters.store import IntakeStore
 from attune_intake.pipeline import IntakePipeline
+from attune_intake.ports import ReidentificationStore, SubmissionStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,4 +31,8 @@ def get_store(request: Request) -> IntakeStore:
     return deps_of(request).store
 
 
+# Each door sees the repository through its own port (ports.py); the dead-letter admin reads the
+# dead_letters collection itself, so it takes the repository.
 StoreDep = Annotated[IntakeStore, Depends(get_store)]
+SubmissionsDep = Annotated[SubmissionStore, Depends(get_store)]
+ReidentificationDep = Annotated[ReidentificationStore, Depends(get_store)]
