@@ -440,3 +440,16 @@ def test_configured_instrument_items_in_document_order() -> None:
     result = run(qr, context(Patient_example=PATIENT_FACTS))
     assert payloads(result)["questionnaire.completed"]["items"] == [9.5, 8, 10, 7.2]
     assert payloads(result)["questionnaire.completed"]["instrument"] == "SRS"
+
+
+def test_the_readme_example_bundle_maps_without_an_unusable_entry() -> None:
+    doc = json.loads((FIXTURES.parents[2] / "docs" / "examples" / "fhir-bundle.json").read_text())
+    result = run(doc, context(config=FhirConfig().for_source("ehr-north")))
+    assert result.dead == []
+    assert [env.event_type for env, _ in result.envelopes] == [
+        "client.referred",
+        "appointment.scheduled",
+        "session.attended",
+        "questionnaire.completed",
+    ]
+    assert {env.clinic_id for env, _ in result.envelopes} == {"north-01"}
