@@ -271,6 +271,9 @@ def harden(app: FastAPI, settings: ServiceSettings, routers: Sequence[APIRouter]
     path up to its first parameter, each `BodyLimit` a body limit."""
     access: list[AccessRule] = []
     bodies: list[BodyRule] = []
+    nested = [r for router in routers for r in router.routes if not hasattr(r, "path")]
+    if nested:  # FastAPI keeps an included router's routes to itself: its rules would be missed
+        raise TypeError("pass each router to build_app's routers; do not include routers into one another")
     for route in [*app.routes, *(r for router in routers for r in router.routes)]:
         if not isinstance(route, APIRoute):
             continue
