@@ -22,7 +22,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 from attune_intake import metrics
 from attune_intake.adapters.store import receipt_key
-from attune_intake.deps import Deps, StoreDep
+from attune_intake.deps import Deps, ReidentificationDep, StoreDep, SubmissionsDep
+from attune_intake.fhir.api import router as fhir_router  # POST /fhir/r4, GET /fhir/r4/metadata
 from attune_intake.pipeline import reject, validate
 from attune_intake.settings import IntakeSettings
 from attune_shared.auth import Principal, require_roles
@@ -115,7 +116,7 @@ _RESULT = {
     },
 )
 async def post_events(
-    request: Request, store: StoreDep, caller: Principal = Depends(require_roles("ehr"))
+    request: Request, store: SubmissionsDep, caller: Principal = Depends(require_roles("ehr"))
 ) -> dict[str, Any]:
     """Accept EHR events; answers once every accepted event is durably on ehr.events.v1."""
     service: Service[Deps] = request.app.state.service
@@ -292,7 +293,7 @@ Reason = Annotated[
     },
 )
 async def reidentify(
-    store: StoreDep,
+    store: ReidentificationDep,
     client_ref: ClientRefPath,
     reason: Reason,
     caller: Principal = Depends(require_roles("lead", "admin")),
@@ -357,7 +358,7 @@ async def reidentify(
     },
 )
 async def list_reidentifications(
-    store: StoreDep,
+    store: ReidentificationDep,
     client_ref: Annotated[str | None, Query(pattern=CLIENT_REF_PATTERN)] = None,
     who: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_CONTROL_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -493,4 +494,4 @@ async def replay(
 
 
 # Each router on its own (not included into one): build_app reads their routes for the HTTP guard's rules.
-routers = (ehr_router, dead_letters_router, clients_router)
+routers = (ehr_router, dead_letters_router, clients_router, fhir_router)
