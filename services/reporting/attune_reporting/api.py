@@ -7,6 +7,7 @@ breakdown and its small cells are suppressed (domain/access.py says who sees wha
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from attune_reporting import metrics
 from attune_reporting.deps import Settings, Source
+from attune_reporting.domain import equity
 from attune_reporting.domain.access import Audience, Forbidden, clinic_audience, network_audience
 from attune_reporting.domain.figures import COLUMN_NAMES
 from attune_reporting.domain.months import (
@@ -78,16 +80,21 @@ def _months(first: str | None, last: str | None, settings: ReportingSettings) ->
 
 
 def _answer(
-    request: Request, fmt: str | None, meta: dict[str, Any], rows: list[dict[str, Any]], filename: str
+    request: Request,
+    fmt: str | None,
+    meta: dict[str, Any],
+    rows: list[dict[str, Any]],
+    filename: str,
+    columns: Sequence[str] = COLUMN_NAMES,
 ) -> Response:
     wants_csv = fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", ""))
     if wants_csv:
         return Response(
-            to_csv(COLUMN_NAMES, rows),
+            to_csv(columns, rows),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
         )
-    return JSONResponse({**meta, "columns": list(COLUMN_NAMES), "rows": rows})
+    return JSONResponse({**meta, "columns": list(columns), "rows": rows})
 
 
 def _meta(audience: Audience, months: list[str], by: str, caller: Principal) -> dict[str, Any]:
@@ -156,4 +163,55 @@ async def network_report(
     meta = {"report": "network", "clinics": scope, **_meta(audience, months, by, caller)}
     response = _answer(request, format, meta, rows, f"report-network-{months[0]}-{months[-1]}-{by}")
     metrics.REPORT_SECONDS.labels("network").observe(time.monotonic() - started)
+    return response
+
+
+@router.get(
+    "/equity",
+    summary="The equity view: headline figures by language, interpreter need, age band or modality",
+    responses=_ERRORS,
+)
+async def equity_report(
+    request: Request,
+    caller: Caller,
+    source: Source,
+    settings: Settings,
+    from_: FromMonth = None,
+    to: ToMonth = None,
+    by: Literal["language", "interpreter", "age_band", "modality"] = "language",
+    clinic_id: Annotated[
+        str | None, Query(pattern=CLINIC_PATTERN, description="one clinic; the network without it")
+    ] = None,
+    format: Format = None,
+) -> Response:
+    """One row per stratum of `by` (`unknown` included), then a total row, with 95% intervals (Wilson
+    for rates, t for means); one clinic's with `clinic_id` (a lead: its own clinics only), else the
+    network's (a lead's covers its own clinics). For ops, small cells and their intervals are
+    withheld, complementary cells too, and rare languages are pooled as `other` (docs/equity.md)."""
+    started = time.monotonic()
+    min_cell = settings.attune_min_cell_size
+    try:
+        if clinic_id is not None:
+            audience = clinic_audience(caller.role, caller.clinics, clinic_id, "equity", min_cell)
+        else:
+            audience = network_audience(caller.role, caller.clinics, min_cell)
+    except Forbidden as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    months = _months(from_, to, settings)
+    if clinic_id is not None:
+        cells = await source.clinic_cells(clinic_id, months)
+        where: dict[str, Any] = {"clinic_id": clinic_id}
+    else:
+        cells = await source.network_cells(months)
+        where = {"clinics": sorted(audience.clinics) if audience.clinics is not None else "*"}
+    rows = equity.equity_rows(cells, months=months, by=by, audience=audience, clinic_id=clinic_id)
+    meta = {
+        "report": "equity",
+        **where,
+        **_meta(audience, months, by, caller),
+        "intervals": {"level": 0.95, "rates": "wilson", "means": "t"},
+    }
+    name = f"equity-{clinic_id or 'network'}-{months[0]}-{months[-1]}-{by}"
+    response = _answer(request, format, meta, rows, name, equity.COLUMN_NAMES)
+    metrics.REPORT_SECONDS.labels("equity").observe(time.monotonic() - started)
     return response
