@@ -111,7 +111,17 @@ def test_hl7_examples_in_one_batch_map_onto_the_envelopes() -> None:
     assert {e.clinic_id for e in envs.values()} == {"north-01"}
     assert {e.source for e in envs.values()} == {"ehr-north"}
     assert envs["appointment.scheduled"].event_id == "fhir:Appointment/example/_history/1"
-    assert result.remember["Patient/example"] | {"last": None} == PATIENT_FACTS | {"last": None}
+    remembered = result.remember["Patient/example"]
+    assert {k: remembered[k] for k in PATIENT_FACTS} == PATIENT_FACTS
+    assert remembered["version"] == 1 and remembered["updated"] == "2026-03-02T09:00:00+01:00"
+
+
+def test_an_older_version_than_intake_has_changes_nothing() -> None:
+    first = run(bundle(fixture("patient-example"), fixture("encounter-example")))
+    old = fixture("encounter-example") | {"meta": {"versionId": "1"}, "status": "in-progress"}
+    again = run(old, context(known=dict(first.remember)))
+    assert again.envelopes == [] and again.remember == {}
+    assert "older version" in again.bundle()["entry"][0]["response"]["outcome"]["issue"][0]["diagnostics"]
 
 
 def test_phq9_in_lhc_forms_shape_gives_items_in_published_order_with_the_difficulty_item() -> None:

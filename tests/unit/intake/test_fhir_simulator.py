@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from attune_cli.simulator.fhir import bundles
 from attune_cli.simulator.generate import generate
@@ -25,9 +27,8 @@ def _meaning(env: dict[str, Any]) -> tuple[str, str, str, str]:
     return env["event_type"], env["clinic_id"], occurred, json.dumps(payload, sort_keys=True)
 
 
-@pytest.mark.parametrize("seed", [7, 11])
-def test_fhir_bundles_give_back_the_simulated_envelopes_in_order(seed: int) -> None:
-    scenario = generate(SimConfig(clinics=2, clients=30, weeks=10, seed=seed))
+def _round_trip(config: SimConfig, max_entries: int) -> None:
+    scenario = generate(config)
     expected, seen = [], set()
     for record in scenario.valid_records:
         env = json.loads(record.value)
@@ -39,10 +40,10 @@ def test_fhir_bundles_give_back_the_simulated_envelopes_in_order(seed: int) -> N
     got: list[tuple[str, str, str, str]] = []
     dead: list[str] = []
     covered = 0
-    config = FhirConfig().for_source("ehr-sim")
-    for n, bundle in bundles(scenario.records, max_entries=60):
+    mapping = FhirConfig().for_source("ehr-sim")
+    for n, bundle in bundles(scenario.records, max_entries=max_entries):
         covered += n
-        ctx = Context(source="ehr-sim", clinics=frozenset({"*"}), config=config, known=dict(known))
+        ctx = Context(source="ehr-sim", clinics=frozenset({"*"}), config=mapping, known=dict(known))
         result = ingest(bundle, ctx, KEY, datetime.now(UTC))
         known |= result.remember
         got.extend(_meaning(json.loads(raw)) for _, raw in result.envelopes)
@@ -50,6 +51,26 @@ def test_fhir_bundles_give_back_the_simulated_envelopes_in_order(seed: int) -> N
     assert covered == len(scenario.records)
     assert dead == []
     assert got == expected
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_fhir_bundles_give_back_the_simulated_envelopes_in_order(seed: int) -> None:
+    _round_trip(SimConfig(clinics=2, clients=30, weeks=10, seed=seed), max_entries=60)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    clinics=st.integers(1, 3),
+    clients=st.integers(1, 25),
+    weeks=st.integers(2, 14),
+    max_entries=st.integers(8, 300),
+)
+def test_any_network_through_fhir_is_the_same_envelopes(
+    seed: int, clinics: int, clients: int, weeks: int, max_entries: int
+) -> None:
+    """Property: whatever the network and however it is cut into bundles, FHIR and envelopes agree."""
+    _round_trip(SimConfig(clinics=clinics, clients=clients, weeks=weeks, seed=seed), max_entries)
 
 
 async def test_publish_via_fhir_posts_bundles_and_counts_the_answers() -> None:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from attune_intake.domain.validation import parse_envelope
 from attune_intake.fhir.mapping import ACCEPTED, Mapped, map_resource
-from attune_intake.fhir.resolve import Context, Unusable
+from attune_intake.fhir.resolve import Context, Unusable, instant, obj
 from attune_shared.events import DeadLetter, DeadLetterOrigin, EhrEnvelope, EnvelopeRejected
 from attune_shared.ids import client_ref, pseudonym
 
@@ -213,6 +213,12 @@ def ingest(doc: Any, ctx: Context, key: bytes, now: datetime) -> Outcome:
             continue
         try:
             schema_check(e.resource)
+            if _stale(e.resource, ctx):
+                e.response = {
+                    "status": "200 OK",
+                    "outcome": outcome("information", "informational", "an older version than intake has"),
+                }
+                continue
             mapped = map_resource(e.resource, ctx)
             e.mapped = mapped
             _publishable(e, mapped, ctx, key, result)
@@ -223,9 +229,32 @@ def ingest(doc: Any, ctx: Context, key: bytes, now: datetime) -> Outcome:
     return result
 
 
+def _stamp(resource: dict[str, Any]) -> tuple[int | None, datetime | None]:
+    """The resource's version number (when meta.versionId is one) and meta.lastUpdated."""
+    meta = obj(resource.get("meta"))
+    vid = meta.get("versionId")
+    return (int(vid) if isinstance(vid, str) and vid.isdigit() else None), instant(meta.get("lastUpdated"))
+
+
+def _stale(resource: dict[str, Any], ctx: Context) -> bool:
+    """Whether intake already has a newer version of this resource (a re-sent old version changes
+    nothing: its event, if any, was published under the same id the first time)."""
+    rid = resource.get("id")
+    before = ctx.known.get(f"{resource.get('resourceType')}/{rid}") if isinstance(rid, str) else None
+    if not before:
+        return False
+    number, updated = _stamp(resource)
+    if number is not None and isinstance(before.get("version"), int):
+        return number < before["version"]
+    known = instant(before.get("updated"))
+    return updated is not None and known is not None and updated < known
+
+
 def _publishable(e: Entry, mapped: Mapped, ctx: Context, key: bytes, result: Outcome) -> None:
     before = ctx.known.get(mapped.key) or {}
     facts = dict(mapped.facts)
+    number, updated = _stamp(e.resource)
+    facts["version"], facts["updated"] = number, updated.isoformat() if updated else None
     if mapped.envelope is None:
         facts["last"] = before.get("last")
         _learn(ctx, result, mapped.key, facts)
