@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from random import Random
 
+from attune_cli.simulator.equity import equity
+from attune_cli.simulator.history import History, HistoryEvent, Models, build_history
 from attune_cli.simulator.model import (
     ClientTruth,
     DeadLetterTruth,
@@ -55,6 +57,19 @@ INTERPRETATIONS = [
     "simulation; duplicates, amendments and poison records add nothing to them.",
     "An episode opens with the client's first event (a referral when there is one) and a referral after a "
     "closure opens a new episode.",
+    "outcome.not-on-track (with the history): the session index of an ORS, PHQ-9 or GAD-7 score is its place "
+    "among the episode's scored responses of that instrument in session order (1 = the intake); from index 3 "
+    "on, a score below the band's low edge (ORS) or above its high edge (PHQ-9, GAD-7) fires, the edge being "
+    "inside; the band is the model's three lines at log(index) from the intake score, clipped to the "
+    "instrument's range, rounded to 2 decimals and sorted. No judged score lies within 0.1 of its edge.",
+    "outcome.not-on-track is one open alert per episode; it resolves 'addressed' (auto) when every instrument "
+    "that triggered it has a later score no longer worse than its band, and 'episode_ended' at closure.",
+    "The models are fitted on the history alone (measures refits once the history has drained, before the "
+    "period is published), with measures' own fit function on the same scores.",
+    "Equity view: the report's period is whole months from the start's month to the last month that began "
+    "before as_of; an episode measured outcome when any ORS, PHQ-9 or GAD-7 response was scored in it (the "
+    "intake carries a change from intake of 0); improved when some instrument's latest score is reliably "
+    "better than its intake and none reliably worse.",
 ]
 
 
@@ -67,16 +82,16 @@ class BuiltClient:
     truth: ClientTruth
 
 
-def build_client(profile: ClientProfile, cfg: SimConfig) -> BuiltClient:
+def build_client(profile: ClientProfile, cfg: SimConfig, models: Models | None = None) -> BuiltClient:
     """Draw the client's story until every decision in it sits clearly away from its threshold."""
     key = DEV_PSEUDONYM_KEY.encode()
     reasons: list[str] = []
     for attempt in range(MAX_ATTEMPTS):
         rng = Random(f"attune-sim:{cfg.seed}:client:{profile.index}:{attempt}")
         plan = plan_client(profile, cfg, rng)
-        events = ClientWriter(profile, plan, cfg, rng).write()
         try:
-            episodes = evaluate(events, cfg.as_of)
+            events = ClientWriter(profile, plan, cfg, rng, models).write()
+            episodes = evaluate(events, cfg.as_of, models)
         except MarginError as exc:
             reasons.append(str(exc))
             continue
@@ -95,7 +110,7 @@ def build_client(profile: ClientProfile, cfg: SimConfig) -> BuiltClient:
     raise RuntimeError(f"no clear-cut story for client {profile.index} ({profile.archetype}): {common}")
 
 
-def _encode(cfg: SimConfig, profile: ClientProfile, event: SimEvent, event_id: str) -> bytes:
+def _encode(cfg: SimConfig, profile: ClientProfile, event: SimEvent | HistoryEvent, event_id: str) -> bytes:
     envelope = {
         "event_id": event_id,
         "event_type": event.event_type,
@@ -161,13 +176,34 @@ def _stream(
     return records, dead
 
 
+def _history_stream(cfg: SimConfig, history: History) -> list[OutboundRecord]:
+    """The history's records in time order (event ids `<source>:h000001`, ...; no noise, no poison)."""
+    queue = sorted(
+        ((e.at, p.index, seq, e, p) for p, events in history.clients for seq, e in enumerate(events)),
+        key=lambda item: item[:3],
+    )
+    return [
+        OutboundRecord(
+            f"{profile.clinic.clinic_id}:{profile.mrn}".encode(),
+            _encode(cfg, profile, event, f"{cfg.source}:h{n:06d}"),
+            "event",
+            event.event_type,
+            f"{cfg.source}:h{n:06d}",
+            event.at,
+        )
+        for n, (_, _, _, event, profile) in enumerate(queue, start=1)
+    ]
+
+
 def generate(config: SimConfig | None = None) -> Scenario:
     """The scenario of a seeded clinic network: outbound records in publish order, and the ground truth."""
     cfg = config or SimConfig()
     rng = Random(f"attune-sim:{cfg.seed}:network")
     clinics = build_clinics(cfg, rng)
     profiles = allocate(cfg, clinics, rng)
-    built = [build_client(p, cfg) for p in profiles]
+    history = build_history(cfg, clinics) if cfg.history else None
+    models: Models = history.models if history is not None else {}
+    built = [build_client(p, cfg, models) for p in profiles]
     first_sends, dead = _stream(cfg, built, Random(f"attune-sim:{cfg.seed}:delivery"))
     records = resends(first_sends, Random(f"attune-sim:{cfg.seed}:resends"))
     amendments = sum(
@@ -192,6 +228,7 @@ def generate(config: SimConfig | None = None) -> Scenario:
             "seed": cfg.seed,
             "start": cfg.start.isoformat(),
             "source": cfg.source,
+            "history": cfg.history,
         },
         as_of=cfg.as_of.isoformat(),
         interpretations=INTERPRETATIONS,
@@ -200,5 +237,8 @@ def generate(config: SimConfig | None = None) -> Scenario:
         dead_letters=dead,
         deliveries=deliveries,
         reporting=reporting([c.clinic_id for c in clinics], [(b.truth, b.events) for b in built]),
+        trajectories=history.describe() if history is not None else {},
+        equity=equity([(b.truth, b.events) for b in built], cfg.start, cfg.as_of),
     )
-    return Scenario(cfg, tuple(records), truth)
+    past = tuple(_history_stream(cfg, history)) if history is not None else ()
+    return Scenario(cfg, tuple(records), truth, past)

@@ -20,7 +20,8 @@ RUPTURE, DETERIORATION, SAFETY, DROPOUT = (
     "safety.phq9-item9",
     "engagement.dropout-risk",
 )
-RULES = (SAFETY, RUPTURE, DETERIORATION, DROPOUT)
+NOT_ON_TRACK = "outcome.not-on-track"
+RULES = (SAFETY, RUPTURE, DETERIORATION, DROPOUT, NOT_ON_TRACK)
 K_MIN, WINDOW, STRICT_DROP, LENIENT_DROP, REPAIR_WINDOW = 3, 5, 2.0, 1.0, 3
 INACTIVITY, RUPTURE_RECENCY, CONSECUTIVE_MISSES = timedelta(days=21), timedelta(days=14), 2
 MISSES = ("no_show", "late_cancel", "client_cancel")

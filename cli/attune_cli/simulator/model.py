@@ -22,6 +22,9 @@ class SimConfig:
     seed: int = 42
     start: date = DEFAULT_START
     source: str = "ehr-sim"
+    # A closed-episode history before the period (published first), so that measures can fit the
+    # expected trajectories outcome.not-on-track needs; clients who miss the expected path come with it.
+    history: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.clinics <= 50:
@@ -122,6 +125,10 @@ class Truth:
     dead_letters: list[DeadLetterTruth]
     deliveries: dict[str, int]
     reporting: dict[str, Any]
+    # With SimConfig.history: the history behind the expected trajectories and the models fitted on it.
+    trajectories: dict[str, Any] = field(default_factory=dict)
+    # The equity view's figures over the period, per dimension and stratum (then "total").
+    equity: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -135,6 +142,9 @@ class Scenario:
     config: SimConfig
     records: tuple[OutboundRecord, ...]
     truth: Truth
+    # With SimConfig.history: the closed episodes before the period, to publish (and let drain)
+    # before `records`, so that measures can fit its expected trajectories on them first.
+    history: tuple[OutboundRecord, ...] = ()
 
     @property
     def valid_records(self) -> tuple[OutboundRecord, ...]:

@@ -34,7 +34,10 @@ WEIGHTS: dict[str, float] = {
     "early_dropout": 3,
     "returning_client": 3,
 }
-ARCHETYPES: tuple[str, ...] = ("stable", *WEIGHTS)
+# Only with SimConfig.history (a model of the expected path exists): clients who miss it at session 3
+# and stay off it, and clients who miss it and come back inside the band.
+HISTORY_WEIGHTS: dict[str, float] = {"not_on_track": 5, "not_on_track_recovered": 4}
+ARCHETYPES: tuple[str, ...] = ("stable", *WEIGHTS, *HISTORY_WEIGHTS)
 
 # The fewest simulated weeks in which an archetype's whole story fits (else the client is "stable").
 MIN_WEEKS: dict[str, int] = {
@@ -52,6 +55,8 @@ MIN_WEEKS: dict[str, int] = {
     "early_mutual_ending": 5,
     "early_dropout": 6,
     "returning_client": 12,
+    "not_on_track": 10,
+    "not_on_track_recovered": 15,
 }
 
 
@@ -89,7 +94,7 @@ class ClientProfile:
     clinic: Clinic
     clinician_id: str
     archetype: str
-    outcome_focus: str | None  # the instrument that deteriorates, or PHQ-9 for the item-9 story
+    outcome_focus: str | None  # the instrument that deteriorates or misses its path; PHQ-9 for item 9
 
 
 def build_clinics(cfg: SimConfig, rng: Random) -> list[Clinic]:
@@ -105,16 +110,28 @@ def build_clinics(cfg: SimConfig, rng: Random) -> list[Clinic]:
     return clinics
 
 
+# The instruments a not-on-track story misses its path on: GAD-7's reliable-change threshold (4) is
+# too close to its band for a miss that is not also a reliable deterioration.
+OFF_TRACK_INSTRUMENTS = ("ORS", "PHQ-9")
+
+
 def _eligible(archetype: str, clinics: list[Clinic]) -> list[Clinic]:
     if archetype == "safety_item9":
         return [c for c in clinics if "PHQ-9" in c.outcomes]
+    if archetype in HISTORY_WEIGHTS:
+        return [c for c in clinics if any(i in c.outcomes for i in OFF_TRACK_INSTRUMENTS)]
     return clinics
+
+
+def _weights(cfg: SimConfig) -> dict[str, float]:
+    return {**WEIGHTS, **HISTORY_WEIGHTS} if cfg.history else WEIGHTS
 
 
 def _counts(cfg: SimConfig, clinics: list[Clinic]) -> dict[str, int]:
     """How many clients follow each archetype: the weights, at least one of each when the roster allows."""
-    feasible = [a for a in WEIGHTS if cfg.weeks >= MIN_WEEKS[a] and _eligible(a, clinics)]
-    exact = {a: cfg.clients * WEIGHTS[a] / 100 for a in feasible}
+    weights = _weights(cfg)
+    feasible = [a for a in weights if cfg.weeks >= MIN_WEEKS[a] and _eligible(a, clinics)]
+    exact = {a: cfg.clients * weights[a] / 100 for a in feasible}
     counts = {a: int(v) for a, v in exact.items()}
     if cfg.clients >= 2 * len(feasible):
         counts = {a: max(1, n) for a, n in counts.items()}
@@ -144,6 +161,11 @@ def allocate(cfg: SimConfig, clinics: list[Clinic], rng: Random) -> list[ClientP
             focus = clinic.outcomes[turn % len(clinic.outcomes)]
         elif archetype == "safety_item9":
             focus = "PHQ-9"
+        elif archetype in HISTORY_WEIGHTS:
+            turn = focus_turn.get(f"off:{clinic.clinic_id}", 0)
+            focus_turn[f"off:{clinic.clinic_id}"] = turn + 1
+            options = [i for i in clinic.outcomes if i in OFF_TRACK_INSTRUMENTS]
+            focus = options[turn % len(options)]
         clinician = clinic.clinicians[slot % len(clinic.clinicians)]
         profiles.append(ClientProfile(index, f"MRN{100001 + index}", clinic, clinician, archetype, focus))
     return profiles

@@ -101,6 +101,16 @@ def story_for(profile: ClientProfile, rng: Random) -> Story:
         return Story(
             [], tail_min=every + 2, tail_max=tail_max, closure=closure, misses=False, outcome_story=story
         )
+    if a == "not_on_track":  # off the expected path from the 3rd measurement on, to the end
+        closure = "mutual" if rng.random() < 0.3 else None
+        tail_max = rng.randint(2 * every + 2, 2 * every + 5) if closure else None
+        story = dict.fromkeys(range(2, 60), "miss")
+        return Story(
+            [], tail_min=2 * every + 2, tail_max=tail_max, closure=closure, misses=False, outcome_story=story
+        )
+    if a == "not_on_track_recovered":  # off it at the 3rd (and maybe the 4th), then back inside
+        story = dict.fromkeys(range(2, rng.choice((3, 4))), "miss")
+        return Story([], tail_min=(max(story) + 1) * every + 2, misses=False, outcome_story=story)
     if a == "missed_then_reengaged":
         return Story([*_base(rng.randint(3, 5)), _miss(rng), _miss(rng, gap_after=3), Step()])
     if a == "inactive_ghost":

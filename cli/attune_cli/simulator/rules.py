@@ -1,4 +1,5 @@
-"""The rules of one episode: safety, outcome deterioration and dropout risk, on top of the alliance rules."""
+"""The rules of one episode: safety, outcome deterioration, not on track and dropout risk, on top of the
+alliance rules."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from attune_cli.simulator.alliance import AllianceRules
+from attune_cli.simulator.history import BAND_MARGIN, NOT_ON_TRACK_MIN_SESSION, Models, band
 from attune_cli.simulator.ledger import (
     CHANGE_MARGIN,
     CONSECUTIVE_MISSES,
@@ -14,6 +16,7 @@ from attune_cli.simulator.ledger import (
     GAP_MARGIN,
     INACTIVITY,
     MISSES,
+    NOT_ON_TRACK,
     RUPTURE,
     RUPTURE_RECENCY,
     SAFETY,
@@ -34,9 +37,11 @@ from attune_cli.simulator.scoring import (
 class EpisodeRules(AllianceRules):
     """Every alert rule over one episode, fed in the order things happened."""
 
-    def __init__(self, episode: int, opened_on: date) -> None:
+    def __init__(self, episode: int, opened_on: date, models: Models | None = None) -> None:
         super().__init__(episode, opened_on)
+        self.models: Models = models or {}
         self.intake: dict[str, float] = {}
+        self.scored: dict[str, int] = {}  # outcome scores so far per instrument: the session index
         self.last_attended: tuple[datetime, str] | None = None
         self.miss_run: list[str] = []
         self.closed: tuple[date, str] | None = None
@@ -74,9 +79,15 @@ class EpisodeRules(AllianceRules):
 
     def _outcome(self, r: Response, s: Score) -> None:
         name = r.instrument
+        self.scored[name] = self.scored.get(name, 0) + 1
         if name not in self.intake:
             self.intake[name] = s.value  # the first scored response of the instrument in the episode
             return
+        self._deterioration(r, s)
+        self._not_on_track(r, s)
+
+    def _deterioration(self, r: Response, s: Score) -> None:
+        name = r.instrument
         threshold = RELIABLE_CHANGE[name]
         change = round(s.value - self.intake[name], 6)  # ORS totals have one decimal: no float dust
         worse = -change if name in HIGHER_IS_BETTER else change
@@ -106,6 +117,45 @@ class EpisodeRules(AllianceRules):
             alert.triggers.append(r.response_id)
         elif alert is not None and name in alert.instruments:
             self._resolve(alert, "addressed", r.at, recovered_response_id=r.response_id, auto=True)
+
+    def _not_on_track(self, r: Response, s: Score) -> None:
+        """outcome.not-on-track: from session index 3 on, the instrument's latest score worse than its
+        expected band (below it for ORS, above it for PHQ-9 and GAD-7; the edge is inside). One open
+        alert per episode; a later score of every triggering instrument back inside (or better)
+        resolves it `addressed` (auto); closure ends it (close)."""
+        name, index = r.instrument, self.scored[r.instrument]
+        model = self.models.get(name)
+        if model is None or index < NOT_ON_TRACK_MIN_SESSION:
+            return  # no band (no model, or the intake); session 2 has one but is never judged worse
+        expected = band(model, self.intake[name], index)
+        edge = expected.edge(name)
+        if abs(s.value - edge) < BAND_MARGIN:
+            raise MarginError(f"{name} {s.value} is within {BAND_MARGIN} of its expected band's edge {edge}")
+        alert = self.open.get(NOT_ON_TRACK)
+        if expected.worse(name, s.value):
+            if alert is None:
+                evidence = {
+                    "instrument": name,
+                    "score": rounded(s.value),
+                    "session_index": index,
+                    "expected_low": expected.low,
+                    "expected_median": expected.median,
+                    "expected_high": expected.high,
+                    "model_episodes": model.episodes,
+                }
+                new = Alert(
+                    NOT_ON_TRACK, "normal", self.episode, r.response_id, "response", [name], r.at, evidence
+                )
+                new.instruments, new.triggers = [name], [r.response_id]
+                self._raise(new)
+            else:
+                alert.triggers.append(r.response_id)
+                if name not in alert.instruments:
+                    alert.instruments.append(name)
+        elif alert is not None and name in alert.instruments:
+            alert.instruments.remove(name)
+            if not alert.instruments:
+                self._resolve(alert, "addressed", r.at, recovered_response_id=r.response_id, auto=True)
 
     # ------------------------------------------------------------ sessions and closure
 

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from random import Random
 from typing import Any
 
 from attune_cli.simulator import items as gen
+from attune_cli.simulator.history import (
+    NOT_ON_TRACK_MIN_SESSION,
+    STEER,
+    Models,
+    band,
+    draw_improvement,
+    draw_intake,
+    path_value,
+)
+from attune_cli.simulator.ledger import CHANGE_MARGIN
 from attune_cli.simulator.model import SimConfig
 from attune_cli.simulator.network import ClientProfile
 from attune_cli.simulator.plans import ClientPlan, EpisodePlan, Step
+from attune_cli.simulator.scoring import RELIABLE_CHANGE, MarginError
 
 MODALITIES = ("in_person", "video", "phone")
 LANGUAGES = ("en", "en-GB", "de", "fr", "es", "pl", "tr", "ar", "pt-BR")
@@ -76,8 +88,16 @@ def srs_tenths(level: str, base: int, rng: Random) -> int:
 class ClientWriter:
     """Writes one client's events in time order."""
 
-    def __init__(self, profile: ClientProfile, plan: ClientPlan, cfg: SimConfig, rng: Random) -> None:
+    def __init__(
+        self,
+        profile: ClientProfile,
+        plan: ClientPlan,
+        cfg: SimConfig,
+        rng: Random,
+        models: Models | None = None,
+    ) -> None:
         self.p, self.plan, self.cfg, self.rng = profile, plan, cfg, rng
+        self.models: Models = models or {}
         self.tz = profile.clinic.tz
         self.events: list[SimEvent] = []
         self.clinician = profile.clinician_id
@@ -87,11 +107,11 @@ class ClientWriter:
         self.srs_base = rng.randint(375, 385)
         det_phq = profile.outcome_focus == "PHQ-9" and profile.archetype == "deterioration_recovery"
         self.intake = {
-            "PHQ-9": rng.randint(8, 14) if det_phq else rng.randint(6, 18),
-            "GAD-7": rng.randint(6, 13),
-            "ORS": rng.randint(160, 250),
+            "PHQ-9": rng.randint(8, 14) if det_phq else draw_intake("PHQ-9", rng),
+            "GAD-7": draw_intake("GAD-7", rng),
+            "ORS": draw_intake("ORS", rng),
         }
-        self.improve = {"PHQ-9": rng.uniform(0, 1.5), "GAD-7": rng.uniform(0, 1.0), "ORS": rng.uniform(0, 25)}
+        self.improve = {i: draw_improvement(i, rng) for i in ("PHQ-9", "GAD-7", "ORS")}
         self.appointments = 0
         self.responses = 0
         self.measurements = 0  # outcome measurements so far in the episode (0 is the intake)
@@ -133,7 +153,7 @@ class ClientWriter:
             if with_clinician:
                 payload["clinician_id"] = self.clinician
             if self.rng.random() < 0.8:
-                payload["birth_year"] = self.rng.randint(1950, 2006)
+                payload["birth_year"] = self.rng.randint(1948, 2011)  # every age band, <18 included
             if self.rng.random() < 0.6:
                 language = self.rng.choice(LANGUAGES)
                 payload["preferred_language"] = language
@@ -274,24 +294,53 @@ class ClientWriter:
         quiet = level in ("base", "dip", "high")
         return gen.tenths(srs_tenths(level, self.srs_base, self.rng), self.rng, lo=90 if quiet else 0)
 
+    def _steer(self, instrument: str, value: int, event: str | None) -> tuple[int, bool]:
+        """With a model, from session NOT_ON_TRACK_MIN_SESSION on: a score inside the expected band
+        (STEER clear of its worse edge), or, for a "miss", clearly worse than it. Returns the score
+        and whether the band judged it (then no item may go missing: pro-rating could cross the edge)."""
+        model, s = self.models.get(instrument), self.measurements + 1
+        if model is None or s < NOT_ON_TRACK_MIN_SESSION:
+            return value, False
+        intake = self.intake[instrument]
+        if instrument == "ORS":  # tenths
+            low = band(model, intake / 10, s).low
+            if event != "miss":
+                return min(400, max(value, math.ceil(round((low + STEER) * 10, 6)))), True
+            value = max(0, min(value, math.floor(round((low - STEER) * 10, 6)) - self.rng.randint(0, 8)))
+            worse = (intake - value) / 10
+        else:
+            high = band(model, intake, s).high
+            if event != "miss":
+                return max(0, min(value, math.floor(high - STEER))), True
+            top = 24 if instrument == "PHQ-9" else 21
+            value = min(top, max(value, math.ceil(high + STEER) + self.rng.randint(0, 1)))
+            worse = value - intake
+        if worse > RELIABLE_CHANGE[instrument] - CHANGE_MARGIN:
+            raise MarginError(f"missing the expected {instrument} path here is also a reliable deterioration")
+        return value, True
+
     def _outcome(self, episode: int, appointment_id: str, instrument: str, event: str | None) -> SimEvent:
         m, intake, rng = self.measurements, self.intake[instrument], self.rng
         if instrument == "ORS":
-            value = min(400, max(intake - 15, intake + round(m * self.improve["ORS"]) + rng.randint(-15, 15)))
+            value = path_value("ORS", intake, m, self.improve["ORS"], rng)
             if event == "deteriorate":
                 value = intake - 70 - rng.randint(0, 20)
             elif event == "recover":
                 value = intake + rng.randint(-10, 20)
+            if m and event != "deteriorate":
+                value, _ = self._steer("ORS", value, event)
             return self._response(episode, appointment_id, "ORS", gen.tenths(value if m else intake, rng))
-        top = 24 if instrument == "PHQ-9" else 21
-        total = min(top, max(0, intake - round(m * self.improve[instrument]) + rng.randint(-1, 2)))
+        total = path_value(instrument, intake, m, self.improve[instrument], rng)
         if m == 0:
             total = intake
         if event == "deteriorate":
             total = intake + (8 if instrument == "PHQ-9" else 6) + rng.randint(0, 1)
         elif event == "recover":
             total = max(0, intake - rng.randint(0, 3))
-        missing = event is None and m > 0 and rng.random() < 0.05
+        judged = False
+        if m and event not in ("deteriorate", "item9"):
+            total, judged = self._steer(instrument, total, event)
+        missing = event is None and m > 0 and not judged and rng.random() < 0.05
         if instrument == "GAD-7":
             return self._response(episode, appointment_id, "GAD-7", gen.gad7(total, rng, missing=missing)[0])
         item9 = rng.choice((1, 1, 2)) if event == "item9" else 0

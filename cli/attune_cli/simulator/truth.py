@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from attune_cli.simulator.history import Models
 from attune_cli.simulator.ledger import (
     DETERIORATION,
     DROPOUT,
     MISSES,
+    NOT_ON_TRACK,
     RULES,
     RUPTURE,
     SAFETY,
@@ -36,6 +38,8 @@ STORIES: dict[str, list[tuple[str, tuple[str | None, ...], str | None]]] = {
     "early_mutual_ending": [],
     "early_dropout": [(DROPOUT, ("episode_ended",), "normal")],
     "returning_client": [],
+    "not_on_track": [(NOT_ON_TRACK, (None, "episode_ended"), "normal")],
+    "not_on_track_recovered": [(NOT_ON_TRACK, ("addressed",), "normal")],
 }
 
 
@@ -48,8 +52,9 @@ def _session_kind(event: SimEvent) -> str:
     return "client_cancel" if p["cancelled_by"] == "client" else "clinician_cancel"
 
 
-def evaluate(events: list[SimEvent], as_of: datetime) -> list[EpisodeRules]:
-    """Run every rule over a client's events in the order they happened; one EpisodeRules per episode."""
+def evaluate(events: list[SimEvent], as_of: datetime, models: Models | None = None) -> list[EpisodeRules]:
+    """Run every rule over a client's events in the order they happened; one EpisodeRules per episode
+    (`models`: the expected trajectories outcome.not-on-track judges by, per instrument)."""
     ordered = sorted(events, key=lambda e: e.at)
     starts = {
         e.payload["appointment_id"]: datetime.fromisoformat(e.payload["scheduled_start"])
@@ -63,7 +68,9 @@ def evaluate(events: list[SimEvent], as_of: datetime) -> list[EpisodeRules]:
     episodes: dict[int, EpisodeRules] = {}
     done: set[str] = set()
     for e in ordered:
-        rules = episodes.setdefault(e.episode, EpisodeRules(e.episode, e.at.date()))
+        rules = episodes.get(e.episode) or episodes.setdefault(
+            e.episode, EpisodeRules(e.episode, e.at.date(), models)
+        )
         p = e.payload
         if e.event_type == "questionnaire.completed":
             appointment_id = p["appointment_id"]

@@ -32,6 +32,7 @@ def test_dry_run_writes_truth_and_prints_the_summary(tmp_path: Path) -> None:
         "seed": 7,
         "start": "2026-01-05",
         "source": "ehr-sim",
+        "history": False,
     }
     for title in ("Events by type", "Poison records by dead-letter code", "Expected alerts by rule"):
         assert title in result.output
