@@ -212,10 +212,10 @@ def equity_rows(
             sums[OTHER] = total(pooled)
             values = [v for v in values if v not in rare]
             values.insert(len(values) - 1, OTHER)  # before unknown
-    built = [
-        (equity_row({**base, "value": v}, sums.get(v) or total(()), cut), sums.get(v) or total(()))
-        for v in values
-    ]
+    built = []
+    for v in values:
+        t = sums[v] if v in sums else total(())  # a stratum no cell has: zeros
+        built.append((equity_row({**base, "value": v}, t, cut), t))
     everything = total((c.clinic_id, c.parts[ALL]) for c in mine if ALL in c.parts)
     total_row = (equity_row({**base, "row_type": "total"}, everything, cut), everything)
     if cut is not None:
