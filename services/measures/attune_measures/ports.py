@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attune_measures.dead_letters import MeasuresDeadLetter
-from attune_measures.domain.trajectories import EpisodeClosure, EpisodeScores, TrajectoryModel
 from attune_measures.domain.versions import Tracked
+
+if TYPE_CHECKING:  # annotations only
+    from attune_measures.domain.trajectories import EpisodeClosure, EpisodeScores, TrajectoryModel
 
 
 @dataclass
