@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from attune_intake import metrics
 from attune_intake.adapters.store import receipt_key
@@ -23,8 +25,17 @@ from attune_shared.runtime import Service
 from attune_shared.topics import Topics
 
 FHIR_JSON = "application/fhir+json"
-router = APIRouter(prefix="/fhir/r4", tags=["FHIR R4 ingestion"])
 log = get_logger("attune_intake.fhir")
+
+
+@contextlib.asynccontextmanager
+async def _configured(app: FastAPI) -> AsyncIterator[None]:
+    """Read ATTUNE_FHIR_CONFIG at start: a malformed file stops the service, like any bad setting."""
+    app.state.fhir_config = load_config()
+    yield
+
+
+router = APIRouter(prefix="/fhir/r4", tags=["FHIR R4 ingestion"], lifespan=_configured)
 
 
 def _fhir(doc: dict[str, Any], status: int = 200) -> Response:
@@ -34,7 +45,7 @@ def _fhir(doc: dict[str, Any], status: int = 200) -> Response:
 def _config(request: Request) -> FhirConfig:
     config = getattr(request.app.state, "fhir_config", None)
     if not isinstance(config, FhirConfig):
-        config = load_config()  # read once per app: a bad file fails the first call loudly
+        config = load_config()  # an app started without the router's lifespan (tests)
         request.app.state.fhir_config = config
     return config
 
