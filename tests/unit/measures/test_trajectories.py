@@ -27,7 +27,7 @@ from attune_measures.domain.trajectories import (
 from attune_measures.domain.versions import ResponseVersion, Tracked
 from attune_shared.events import MeasureScored
 from tests.support.ids import as_episode, rs
-from tests.unit.measures_service.builders import ors, srs, version
+from tests.unit.measures_service.builders import ors, session, srs, version
 
 AT = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 A, B, C = 4.0, 0.7, -2.5  # PHQ-9 median path: score_s = 4 + 0.7 intake - 2.5 log(s)
@@ -122,7 +122,10 @@ def test_the_same_input_gives_the_same_model_whatever_its_order(episodes: list[E
 
 def test_as_dict_round_trips(model: TrajectoryModel) -> None:
     data = model.as_dict()
-    assert set(data["coefficients"]) == {"0.1", "0.5", "0.9"}
+    assert [c["quantile"] for c in data["coefficients"]] == [0.1, 0.5, 0.9]
+    assert not [k for c in data["coefficients"] for k in c if "." in k], (
+        "no dotted keys (a store refuses them)"
+    )
     assert TrajectoryModel.from_dict(data) == model
 
 
@@ -243,3 +246,17 @@ def test_settle_reports_the_outcome_series_it_recomputed() -> None:
         f"{as_episode('ep_1')}:ORS": (20.0, 22.0),
         f"{as_episode('ep_1')}:PHQ-9": (9.0,),
     }
+
+
+def test_settle_reports_no_series_for_a_replay() -> None:
+    batch = [ors("o1", 20, 0), ors("o2", 22, 1)]
+    _, first = run_batch({}, batch, lambda _: DEFAULT)
+    _, again = run_batch(first.book, batch, lambda _: DEFAULT)
+    assert again.events == [] and again.series == {}
+
+
+def test_settle_reports_the_series_an_amendment_moved_a_member_out_of() -> None:
+    _, first = run_batch({}, [ors("o1", 20, 0), ors("o2", 22, 1), ors("o3", 24, 2)], lambda _: DEFAULT)
+    moved = ors("o2", 22, 1, status="amended", episode="ep_2", occurred=session(1) + timedelta(days=2))
+    _, settled = run_batch(first.book, [moved], lambda _: DEFAULT)
+    assert settled.series == {f"{as_episode('ep_1')}:ORS": (20.0, 24.0), f"{as_episode('ep_2')}:ORS": (22.0,)}

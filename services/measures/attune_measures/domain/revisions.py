@@ -273,8 +273,8 @@ class Settled:
     events: list[MeasureScored]
     changed: dict[str, Tracked]
     book: dict[str, Tracked]
-    # ORS, PHQ-9 and GAD-7 groups recomputed: their primary scores in session order (what a
-    # trajectory fit reads once the episode is closed), by series_key.
+    # The primary scores in session order (what a trajectory fit reads once the episode is closed) of
+    # each ORS, PHQ-9 or GAD-7 group with a changed member, or that an amendment moved a member out of.
     series: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
@@ -295,6 +295,7 @@ def settle(
     }
     events: list[MeasureScored] = []
     series: dict[str, tuple[float, ...]] = {}
+    named = {v.series_key for v, _ in applied.verdicts}  # a touched group not named lost a member
     for series_key, group in sorted(groups(out, applied.touched).items()):
         if not group:  # its only response moved to another episode
             if series_key.rsplit(":", 1)[-1] in TRAJECTORY_INSTRUMENTS:
@@ -308,7 +309,9 @@ def settle(
                 changed[key] = revised.tracked
             if revised.event is not None:
                 events.append(revised.event)
-        if group[0].response.instrument in TRAJECTORY_INSTRUMENTS:
+        if group[0].response.instrument in TRAJECTORY_INSTRUMENTS and (
+            series_key not in named or any(r.tracked.response.key in changed for r in revisions)
+        ):
             series[series_key] = primaries(r.tracked for r in revisions)
     events.sort(key=lambda e: (e.session_at, e.episode_id, e.instrument, e.source, e.response_id))
     return Settled(events, changed, out, series)

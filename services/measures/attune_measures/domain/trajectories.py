@@ -30,7 +30,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -45,6 +45,17 @@ SCORE_RANGE: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
 _DECIMALS: Final = 6
 
 Coefficients = tuple[float, float, float]  # (intercept, b_intake, b_log_s)
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeClosure:
+    """An episode of care closed (from `episode.closed`): its series may now train a model."""
+
+    episode_id: str
+    clinic_id: str
+    closed_on: date
+    reason: str
+    occurred_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +88,14 @@ class TrajectoryModel:
     quantiles: tuple[float, float, float] = QUANTILES
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (fitted_at as RFC 3339 text)."""
+        """A JSON-ready form (fitted_at as RFC 3339 text; no dotted keys, so it stores as it is)."""
         return {
             "instrument": self.instrument,
             "quantiles": list(self.quantiles),
-            "coefficients": {
-                _q(q): dict(zip(("intercept", "b_intake", "b_log_s"), c, strict=True))
+            "coefficients": [
+                {"quantile": q, **dict(zip(("intercept", "b_intake", "b_log_s"), c, strict=True))}
                 for q, c in zip(self.quantiles, self.coefficients, strict=True)
-            },
+            ],
             "episodes": self.episodes,
             "rows": self.rows,
             "fitted_at": self.fitted_at.isoformat(),
@@ -95,9 +106,10 @@ class TrajectoryModel:
     def from_dict(cls, data: Mapping[str, Any]) -> TrajectoryModel:
         """The model as_dict wrote (fitted_at may also be a datetime)."""
         quantiles = tuple(float(q) for q in data["quantiles"])
+        lines = {float(c["quantile"]): c for c in data["coefficients"]}
         coefficients = tuple(
             (float(c["intercept"]), float(c["b_intake"]), float(c["b_log_s"]))
-            for c in (data["coefficients"][_q(q)] for q in quantiles)
+            for c in (lines[q] for q in quantiles)
         )
         at = data["fitted_at"]
         fitted_at = at if isinstance(at, datetime) else datetime.fromisoformat(at)
@@ -114,10 +126,6 @@ class TrajectoryModel:
             version=data["version"],
             quantiles=(quantiles[0], quantiles[1], quantiles[2]),
         )
-
-
-def _q(q: float) -> str:
-    return f"{q:g}"
 
 
 def usable(instrument: str, episodes: Iterable[EpisodeScores]) -> list[EpisodeScores]:
