@@ -8,11 +8,14 @@ from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_measures.adapters.store import MeasuresStore
+from attune_measures.adapters.trajectories import TrajectoryRepository
 from attune_measures.api import router
 from attune_measures.deps import Deps
 from attune_measures.handlers import GROUP, input_topics, register_consumer
 from attune_measures.pipeline import MeasuresPipeline
 from attune_measures.settings import MeasuresSettings
+from attune_measures.trajectories_api import router as trajectories_router
+from attune_measures.trajectory_models import TrajectoryModels
 from attune_shared.kafka import make_broker
 from attune_shared.runtime import Service, build_app, serve
 from attune_shared.settings import load_settings
@@ -35,8 +38,16 @@ def create_app(
     async def on_start(svc: Service[Deps]) -> None:
         store = MeasuresStore(svc.database)
         await store.ensure_indexes()
-        pipeline = MeasuresPipeline(settings, svc.broker, store, thresholds)
-        svc.deps = Deps(store=store, thresholds=thresholds, pipeline=pipeline)
+        repository = TrajectoryRepository(svc.database)
+        await repository.ensure_indexes()
+        trajectories = TrajectoryModels(
+            repository, n_min=settings.attune_trajectory_n_min, refit_s=settings.attune_trajectory_refit_s
+        )
+        await trajectories.reload()  # the current models before the first batch
+        pipeline = MeasuresPipeline(settings, svc.broker, store, thresholds, trajectories)
+        svc.deps = Deps(store=store, thresholds=thresholds, pipeline=pipeline, trajectories=trajectories)
+        # Reload and refit (first attempt now, then every ATTUNE_TRAJECTORY_REFIT_S) in the background.
+        svc.spawn(trajectories.run(lambda: svc.stopping), "trajectories")
 
     return build_app(
         service,
@@ -45,7 +56,7 @@ def create_app(
             "Scores questionnaires, keeps each episode's series, publishes scored measures, and serves "
             "the series and caseloads to leads."
         ),
-        routers=[router],
+        routers=[router, trajectories_router],
         on_start=on_start,
         database=database,
     )

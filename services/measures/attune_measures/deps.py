@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 from attune_measures.adapters.store import MeasuresStore
 from attune_measures.domain.clinic_thresholds import ThresholdBook
 from attune_measures.pipeline import MeasuresPipeline
+from attune_measures.ports import ResponseQueries
+from attune_measures.trajectory_models import TrajectoryModels
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,7 @@ class Deps:
     store: MeasuresStore  # the repository over measures' database
     thresholds: ThresholdBook
     pipeline: MeasuresPipeline
+    trajectories: TrajectoryModels  # the expected-trajectory models, their refits and status
 
 
 def deps_of(request: Request) -> Deps:
@@ -27,8 +30,8 @@ def deps_of(request: Request) -> Deps:
     return deps
 
 
-def get_store(request: Request) -> MeasuresStore:
-    """FastAPI dependency: measures' repository."""
+def get_store(request: Request) -> ResponseQueries:
+    """FastAPI dependency: measures' repository, as the read API's port."""
     return deps_of(request).store
 
 
@@ -37,5 +40,11 @@ def get_thresholds(request: Request) -> ThresholdBook:
     return deps_of(request).thresholds
 
 
-StoreDep = Annotated[MeasuresStore, Depends(get_store)]
+def get_trajectories(request: Request) -> TrajectoryModels:
+    """FastAPI dependency: the expected-trajectory models."""
+    return deps_of(request).trajectories
+
+
+StoreDep = Annotated[ResponseQueries, Depends(get_store)]
 ThresholdsDep = Annotated[ThresholdBook, Depends(get_thresholds)]
+TrajectoriesDep = Annotated[TrajectoryModels, Depends(get_trajectories)]

@@ -17,13 +17,15 @@ from datetime import UTC, datetime
 from faststream.kafka import KafkaBroker
 
 from attune_measures import metrics
-from attune_measures.adapters.store import Loaded, MeasuresStore
 from attune_measures.dead_letters import MeasuresDeadLetter, Rejected, dead_letter, read_record, unscorable
 from attune_measures.domain.clinic_thresholds import ThresholdBook
 from attune_measures.domain.revisions import settle
 from attune_measures.domain.scoring import UnscorableResponse, score
+from attune_measures.domain.trajectories import EpisodeClosure, ModelBook
 from attune_measures.domain.versions import ResponseVersion, Tracked, Verdict, apply_versions
-from attune_shared.events import DeadLetterOrigin, MeasureScored, ResponseSubmitted, record_key
+from attune_measures.ports import Loaded, ResponseStore
+from attune_measures.trajectory_models import TrajectoryModels
+from attune_shared.events import DeadLetterOrigin, EpisodeClosed, MeasureScored, ResponseSubmitted, record_key
 from attune_shared.kafka import Inbound, OutRecord, publish_all
 from attune_shared.logging import get_logger
 from attune_shared.settings import ServiceSettings
@@ -41,6 +43,7 @@ class BatchResult:
     dead: list[MeasuresDeadLetter] = field(default_factory=list)
     written: int = 0
     forwarded: int = 0
+    closed: list[EpisodeClosure] = field(default_factory=list)
 
 
 def runs(
@@ -121,19 +124,28 @@ class MeasuresPipeline:
         self,
         settings: ServiceSettings,
         broker: KafkaBroker,
-        store: MeasuresStore,
+        store: ResponseStore,
         thresholds: ThresholdBook | None = None,
+        trajectories: TrajectoryModels | None = None,
     ) -> None:
         self.broker = broker
         self.store = store
         self.thresholds = thresholds or ThresholdBook()
+        self.trajectories = trajectories
         self.out_measures = settings.topic(Topics.MEASURES)
         self.out_dlq = settings.topic(Topics.MEASURES_DLQ)
 
-    def read(self, rec: Inbound) -> ResponseVersion | OutRecord:
-        """The response version in one record, the care event to forward, or Rejected."""
+    def read(self, rec: Inbound, closed: list[EpisodeClosure] | None = None) -> ResponseVersion | OutRecord:
+        """The response version in one record, the care event to forward, or Rejected (a closed
+        episode is also added to `closed`)."""
         event = read_record(rec.value)
         if not isinstance(event, ResponseSubmitted):
+            if isinstance(event, EpisodeClosed) and closed is not None:
+                closed.append(
+                    EpisodeClosure(
+                        event.episode_id, event.clinic_id, event.closed_on, event.reason, event.occurred_at
+                    )
+                )
             return OutRecord(self.out_measures, rec.key, rec.value or b"")
         try:
             score(event.instrument, event.items, thresholds=self.thresholds.for_clinic(event.clinic_id))
@@ -149,7 +161,7 @@ class MeasuresPipeline:
         items: list[ResponseVersion | OutRecord] = []
         for rec in records:
             try:
-                items.append(self.read(rec))
+                items.append(self.read(rec, result.closed))
             except Rejected as exc:
                 origin = DeadLetterOrigin(
                     topic=rec.topic,
@@ -164,6 +176,9 @@ class MeasuresPipeline:
         queried = {v.series_key for v in versions}
         loaded = await self.store.load(keys=(v.key for v in versions), series_keys=queried)
         state = Loaded(dict(loaded.book), dict(loaded.versions))
+        # The models as the batch starts: a refit meanwhile applies from the next batch.
+        models = self.trajectories.book if self.trajectories is not None else ModelBook()
+        series: dict[str, tuple[float, ...]] = {}
         changed: dict[str, Tracked] = {}
         verdicts: list[tuple[ResponseVersion, Verdict]] = []
         out: list[OutRecord] = []
@@ -185,9 +200,11 @@ class MeasuresPipeline:
                     state.merge(await self.store.load(series_keys=missing))
                     index.merge(state.book, {k: state.book[k] for k in state.book.keys() - before})
                     queried |= missing
-                settled = settle(
-                    applied, index.members(state.book, applied.touched), self.thresholds.for_clinic
-                )
+                members = index.members(state.book, applied.touched)
+                if self.trajectories is not None:  # the older versions members are pinned to
+                    models = await self.trajectories.covering(models, members.values())
+                settled = settle(applied, members, self.thresholds.for_clinic, models)
+                series.update(settled.series)
                 index.merge(state.book, settled.book)
                 result.published.extend(settled.events)
                 out.extend(
@@ -208,7 +225,11 @@ class MeasuresPipeline:
         ]
         await publish_all(self.broker, out)
         if changed:
-            await self.store.save(changed=list(changed.values()), versions=state.versions, book=state.book)
+            await self.store.save(
+                changed=list(changed.values()), versions=state.versions, book=state.book, series=series
+            )
+        if result.closed and self.trajectories is not None:
+            await self.trajectories.record_closures(result.closed)
         if result.dead:
             await self.store.keep_dead_letters(letters=result.dead)
         result.written = len(changed)

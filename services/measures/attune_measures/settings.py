@@ -1,4 +1,4 @@
-"""measures' settings: the shared base plus the per-clinic scoring thresholds file."""
+"""measures' settings: the shared base, the per-clinic scoring thresholds file, the trajectory refit."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ class MeasuresSettings(ServiceSettings):
     attune_http_port: int = Field(default=8082, ge=0, le=65535)
     # JSON of ScoringThresholds overrides; a bad key or value stops the service at start.
     attune_measures_thresholds_file: Path | None = None
+    # Expected trajectories (docs/trajectories.md): refit every this many seconds (first attempt at
+    # start-up), and the closed episodes with >= 3 scores a model needs (below it the rule is inactive).
+    attune_trajectory_refit_s: float = Field(default=86400, gt=0)
+    attune_trajectory_n_min: int = Field(default=50, ge=2)
 
     @field_validator("attune_measures_thresholds_file")
     @classmethod

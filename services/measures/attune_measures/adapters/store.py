@@ -43,6 +43,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_measures.dead_letters import MeasuresDeadLetter
 from attune_measures.domain.versions import ResponseVersion, Tracked, shared
+from attune_measures.ports import Loaded, ResponseQueries, ResponseStore
 from attune_shared.instruments import INSTRUMENTS
 from attune_shared.mongo import (
     ConcurrentUpdate,
@@ -52,21 +53,6 @@ from attune_shared.mongo import (
     keep_dead_letters,
     replace_versioned,
 )
-
-
-@dataclass
-class Loaded:
-    """Responses read for a batch, with each document's write counter (for the optimistic check)."""
-
-    book: dict[str, Tracked]
-    versions: dict[str, int]
-
-    def merge(self, other: Loaded) -> None:
-        """Add documents not already held (the ones held may have been changed since they were read)."""
-        for key, tracked in other.book.items():
-            if key not in self.book:
-                self.book[key] = tracked
-                self.versions[key] = other.versions[key]
 
 
 def response_doc(tracked: Tracked, version: int) -> dict[str, Any]:
@@ -160,8 +146,8 @@ class _Written:
             self.forget([next(reversed(self.members))])
 
 
-class MeasuresStore:
-    """Repository over measures' database."""
+class MeasuresStore(ResponseStore, ResponseQueries):
+    """Repository over measures' database (the ports of ports.py)."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 35_000) -> None:
         self.db = db
@@ -220,26 +206,38 @@ class MeasuresStore:
         changed: Sequence[Tracked],
         versions: Mapping[str, int],
         book: Mapping[str, Tracked] | None = None,
+        series: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         """Write changed responses: new ones inserted, known ones replaced if nobody wrote them meanwhile.
 
         `book` is every response the batch held (all members of the groups it touched); with it the
-        written groups are remembered (see the module docstring).
+        written groups are remembered (see the module docstring). `series` sets the `scores` of those
+        outcome groups (what a trajectory fit reads), in the same write as their members.
         """
+        series = series or {}
         groups: dict[str, list[str]] = {}
         for t in changed:
             groups.setdefault(t.response.series_key, []).append(t.response.key)
         stamps = {s: uuid.uuid4().hex for s in groups}
         self.written.forget(groups)
-        if groups:
-            ops = [
-                UpdateOne(
-                    {"_id": s},
-                    {"$addToSet": {"members": {"$each": sorted(k)}}, "$set": {"stamp": stamps[s]}},
-                    upsert=True,
-                )
-                for s, k in sorted(groups.items())
-            ]
+        ops = [
+            UpdateOne(
+                {"_id": s},
+                {
+                    "$addToSet": {"members": {"$each": sorted(k)}},
+                    "$set": {"stamp": stamps[s], **({"scores": list(series[s])} if s in series else {})},
+                },
+                upsert=True,
+            )
+            for s, k in sorted(groups.items())
+        ]
+        # A group an amendment moved a member out of: only its scores change.
+        ops += [
+            UpdateOne({"_id": s}, {"$set": {"scores": list(v)}})
+            for s, v in sorted(series.items())
+            if s not in groups
+        ]
+        if ops:
             await bulk_write(self.series, ops)
         new = [response_doc(t, 1) for t in changed if t.response.key not in versions]
         old = [t for t in changed if t.response.key in versions]
