@@ -59,6 +59,9 @@ class Service(Generic[D]):
     client: AsyncMongoClient[dict[str, Any]] | None = None
     stopping: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    # What the service adds to its /readyz answer as `details` (state an operator should see, such as
+    # measures' trajectory models); it never changes readiness.
+    details: Callable[[], dict[str, Any]] | None = None
     _deps: D | None = field(default=None, init=False, repr=False)
 
     @property
@@ -212,7 +215,10 @@ def build_app(
     async def readyz() -> JSONResponse:
         checks = await service.readiness()
         ok = all(checks.values()) and not service.stopping
-        return SafeJSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        body: dict[str, Any] = {"ready": ok, "checks": checks}
+        if service.details is not None:
+            body["details"] = service.details()
+        return SafeJSONResponse(body, status_code=200 if ok else 503)
 
     @app.get(
         "/metrics",
@@ -241,6 +247,7 @@ _READY_SCHEMA: dict[str, Any] = {
     "properties": {
         "ready": {"type": "boolean"},
         "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "details": {"type": "object", "description": "the service's own state (measures: trajectory models)"},
     },
     "required": ["ready", "checks"],
 }

@@ -166,6 +166,15 @@ async def test_a_refit_on_closed_episodes_gives_later_measures_their_expected_ba
                 assert items[name]["episodes_available"] == 0
                 assert items[name]["reason"] == f"0 closed episodes with at least 3 scores; {N_MIN} needed"
             first = phq["model"]
+            ready = (await http.get("/readyz")).json()
+            assert ready["details"]["trajectories"]["PHQ-9"] == {
+                "status": "active",
+                "version": first["version"],
+                "episodes_available": N_MIN,
+                "n_min": N_MIN,
+                "reason": None,
+            }
+            assert ready["details"]["trajectories"]["ORS"]["status"] == "inactive"
 
             # The open episode's sessions 2 and 3 carry the band of the model current when scored.
             await produce(

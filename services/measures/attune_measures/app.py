@@ -46,6 +46,7 @@ def create_app(
         await trajectories.reload()  # the current models before the first batch
         pipeline = MeasuresPipeline(settings, svc.broker, store, thresholds, trajectories)
         svc.deps = Deps(store=store, thresholds=thresholds, pipeline=pipeline, trajectories=trajectories)
+        svc.details = lambda: {"trajectories": trajectories.health()}  # /readyz says which rule is inactive
         # Reload and refit (first attempt now, then every ATTUNE_TRAJECTORY_REFIT_S) in the background.
         svc.spawn(trajectories.run(lambda: svc.stopping), "trajectories")
 

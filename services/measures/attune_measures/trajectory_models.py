@@ -160,6 +160,19 @@ class TrajectoryModels:
             for i in TRAJECTORY_INSTRUMENTS
         ]
 
+    def health(self) -> dict[str, object]:
+        """Each instrument's model status for /readyz (whether not-on-track can apply, and why not)."""
+        return {
+            s.instrument: {
+                "status": "active" if s.active else "inactive",
+                "version": s.model.version if s.model else None,
+                "episodes_available": s.episodes_available,
+                "n_min": s.n_min,
+                "reason": None if s.active else s.reason,
+            }
+            for s in self.status()
+        }
+
     async def run(self, stopping: Callable[[], bool]) -> None:
         """Reload every poll_s and refit when due, until the service stops; a failure is logged and
         tried again at the next poll."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from attune_measures.domain.revisions import run_batch
 from attune_measures.domain.thresholds import DEFAULT
 from attune_measures.domain.trajectories import (
     Band,
+    EpisodeClosure,
     EpisodeScores,
     ModelBook,
     TrajectoryModel,
@@ -25,6 +27,7 @@ from attune_measures.domain.trajectories import (
     usable,
 )
 from attune_measures.domain.versions import ResponseVersion, Tracked
+from attune_measures.trajectory_models import TrajectoryModels
 from attune_shared.events import MeasureScored
 from tests.support.ids import as_episode, rs
 from tests.unit.measures_service.builders import ors, session, srs, version
@@ -260,3 +263,91 @@ def test_settle_reports_the_series_an_amendment_moved_a_member_out_of() -> None:
     moved = ors("o2", 22, 1, status="amended", episode="ep_2", occurred=session(1) + timedelta(days=2))
     _, settled = run_batch(first.book, [moved], lambda _: DEFAULT)
     assert settled.series == {f"{as_episode('ep_1')}:ORS": (20.0, 24.0), f"{as_episode('ep_2')}:ORS": (22.0,)}
+
+
+# The service's models (trajectory_models.TrajectoryModels) over an in-memory TrajectoryStore.
+
+
+class MemoryTrajectories:
+    """ports.TrajectoryStore in memory."""
+
+    def __init__(self, episodes: list[EpisodeScores]) -> None:
+        self.episodes = episodes
+        self.closed: dict[str, EpisodeClosure] = {}
+        self.models: dict[tuple[str, str], TrajectoryModel] = {}
+
+    async def close_episodes(self, *, closures: Sequence[EpisodeClosure]) -> None:
+        self.closed.update((c.episode_id, c) for c in closures)
+
+    async def closed_series(self) -> list[EpisodeScores]:
+        return list(self.episodes)
+
+    async def save_model(self, *, model: TrajectoryModel) -> None:
+        self.models.setdefault((model.instrument, model.version), model)
+
+    async def current_models(self) -> dict[str, TrajectoryModel]:
+        out: dict[str, TrajectoryModel] = {}
+        for m in sorted(self.models.values(), key=lambda m: m.fitted_at):
+            out[m.instrument] = m
+        return out
+
+    async def models_by_version(self, *, keys: Iterable[tuple[str, str]]) -> list[TrajectoryModel]:
+        return [self.models[k] for k in keys if k in self.models]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = AT
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_a_refit_keeps_each_version_and_says_why_an_instrument_is_inactive() -> None:
+    store = MemoryTrajectories(synthetic(60))
+    clock = Clock()
+    models = TrajectoryModels(store, n_min=50, refit_s=3600, clock=clock)
+    assert models.due(clock.now), "no model yet and never tried: the start-up attempt"
+    found = {s.instrument: s for s in await models.refit()}
+    assert found["PHQ-9"].active and found["PHQ-9"].episodes_available == 60
+    assert found["PHQ-9"].model is not None and found["PHQ-9"].model.fitted_at == AT
+    assert not found["ORS"].active
+    assert found["ORS"].reason == "0 closed episodes with at least 3 scores; 50 needed"
+    assert models.health()["GAD-7"] == {
+        "status": "inactive",
+        "version": None,
+        "episodes_available": 0,
+        "n_min": 50,
+        "reason": "0 closed episodes with at least 3 scores; 50 needed",
+    }
+    # ORS and GAD-7 have none: the next attempt waits the interval from this one.
+    clock.now = AT + timedelta(minutes=59)
+    assert not models.due(clock.now)
+    clock.now = AT + timedelta(hours=1)
+    assert models.due(clock.now)
+    await models.refit()
+    assert len(store.models) == 2, "every version kept"
+    assert models.book.current["PHQ-9"].fitted_at == AT + timedelta(hours=1)
+    # A member pinned to the first version finds it again.
+    first = next(m for m in store.models.values() if m.fitted_at == AT)
+    fresh = TrajectoryModels(store, n_min=50, refit_s=3600, clock=clock)
+    await fresh.reload()
+    pinned = Tracked(version("p2", "PHQ-9", [1] * 9, 1), revision=1, trajectory=first.version)
+    book = await fresh.covering(fresh.book, [pinned])
+    assert book.model_for("PHQ-9", revision=1, pinned=first.version) == first
+
+
+async def test_with_every_instrument_fitted_a_refit_is_due_when_the_oldest_model_is() -> None:
+    store = MemoryTrajectories(
+        [*synthetic(50), *synthetic(50, instrument="ORS"), *synthetic(50, instrument="GAD-7")]
+    )
+    clock = Clock()
+    first = TrajectoryModels(store, n_min=50, refit_s=3600, clock=clock)
+    await first.refit()
+    # Another replica starting 10 minutes later finds fresh models: nothing to refit.
+    clock.now = AT + timedelta(minutes=10)
+    other = TrajectoryModels(store, n_min=50, refit_s=3600, clock=clock)
+    await other.reload()
+    assert not other.due(clock.now)
+    clock.now = AT + timedelta(hours=1)
+    assert other.due(clock.now)
