@@ -66,3 +66,18 @@ def test_client_referred_carries_the_band_and_never_the_year() -> None:
 
 def test_a_referral_without_a_birth_year_has_an_unknown_band() -> None:
     assert _referred({"birth_year": None}).age_band is None
+
+
+def test_a_fhir_patients_birth_date_becomes_the_same_band() -> None:
+    """FHIR ingestion: Patient.birthDate (1974) and EpisodeOfCare.period.start (2026-03-02) give a
+    client.referred envelope whose canonical event carries 41-64 and no year."""
+    from tests.unit.intake.test_fhir_mapping import VALID, bundle, fixture, run
+
+    result = run(bundle(*(fixture(n) for n in VALID)))
+    env = next(e for e, _ in result.envelopes if e.event_type == "client.referred")
+    key = b"k" * 32
+    state = ClientState(client_ref=client_ref(key, env.clinic_id, "12345"), clinic_id=env.clinic_id)
+    out = canonicalise(env, state, Pseudonymiser(key))
+    referred = next(e for e in out.events if isinstance(e, ClientReferred))
+    assert referred.age_band == "41-64" and referred.preferred_language == "nl-BE"
+    assert "1974" not in json.dumps(referred.model_dump(mode="json"))
