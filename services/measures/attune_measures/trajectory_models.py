@@ -77,6 +77,7 @@ class TrajectoryModels:
         self.available: dict[str, int] = {}
         self.reasons: dict[str, str | None] = {}
         self.checked_at: datetime | None = None
+        self.retry_at: datetime | None = None  # after a failed scheduled attempt
         self._lock = asyncio.Lock()
 
     async def reload(self) -> ModelBook:
@@ -108,6 +109,8 @@ class TrajectoryModels:
         """A scheduled refit is due: the oldest current model and this process's last attempt are both
         at least the refit interval old (an instrument without a model: the last attempt alone)."""
         fitted = [m.fitted_at for i in TRAJECTORY_INSTRUMENTS if (m := self.book.current.get(i)) is not None]
+        if self.retry_at is not None and now < self.retry_at:
+            return False
         reference = min(fitted) if len(fitted) == len(TRAJECTORY_INSTRUMENTS) else None
         if self.checked_at is not None:
             reference = self.checked_at if reference is None else max(reference, self.checked_at)
@@ -143,6 +146,7 @@ class TrajectoryModels:
                     version=model.version if model else None,
                 )
             self.checked_at = now
+            self.retry_at = None
             await self.reload()
             return self.status()
 
@@ -174,8 +178,8 @@ class TrajectoryModels:
         }
 
     async def run(self, stopping: Callable[[], bool]) -> None:
-        """Reload every poll_s and refit when due, until the service stops; a failure is logged and
-        tried again at the next poll."""
+        """Reload every poll_s and refit when due, until the service stops; a failed attempt is logged
+        and tried again after min(refit_s, 10 minutes)."""
         while not stopping():
             try:
                 await self.reload()
@@ -185,7 +189,7 @@ class TrajectoryModels:
                 raise
             except Exception:
                 log.exception("trajectory_refit_failed")
-                self.checked_at = self.clock()  # the next attempt waits a full interval, not a poll
+                self.retry_at = self.clock() + timedelta(seconds=min(self.refit_s, 600.0))
             await asyncio.sleep(self.poll_s)
 
     def _export(self) -> None:

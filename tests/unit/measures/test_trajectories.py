@@ -351,3 +351,32 @@ async def test_with_every_instrument_fitted_a_refit_is_due_when_the_oldest_model
     assert not other.due(clock.now)
     clock.now = AT + timedelta(hours=1)
     assert other.due(clock.now)
+
+
+async def test_the_schedule_tries_at_start_and_after_a_failure_waits_before_trying_again() -> None:
+    class FailingOnce(MemoryTrajectories):
+        failures = 1
+
+        async def closed_series(self) -> list[EpisodeScores]:
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("store away")
+            return await super().closed_series()
+
+    store = FailingOnce(synthetic(50))
+    clock = Clock()
+    models = TrajectoryModels(store, n_min=50, refit_s=3600, poll_s=0, clock=clock)
+    polls = 0
+
+    def stopping() -> bool:
+        nonlocal polls
+        polls += 1
+        return polls > 3
+
+    await models.run(stopping)  # three polls: the start-up attempt fails, the next two wait
+    assert models.checked_at is None and models.retry_at == AT + timedelta(minutes=10)
+    assert not store.models
+    clock.now, polls = AT + timedelta(minutes=10), 0
+    await models.run(stopping)
+    assert models.checked_at == clock.now and set(models.book.current) == {"PHQ-9"}
+    assert len(store.models) == 1, "fitted once, then not due again within the interval"
