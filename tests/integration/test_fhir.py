@@ -137,6 +137,12 @@ async def test_a_bundle_becomes_envelopes_canonical_events_and_a_dead_letter(int
         assert last["payload"]["instrument"] == "GAD-7" and last["payload"]["appointment_id"] == "example"
         assert last["payload"]["mrn"] == "12345"
 
+    # intake's own log names neither the MRN nor any id the EHR made.
+    log = (namespace.logs / "intake.log").read_text()
+    assert "fhir_received" in log
+    for phi in ("12345", "phq9-example", "gad7-example", "fhir:", "Patient/example"):
+        assert phi not in log
+
 
 def test_metadata_and_request_errors(intake) -> None:
     url = f"{intake.url}/fhir/r4"
