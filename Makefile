@@ -32,7 +32,7 @@ down: ## stop the local Kafka and FerretDB
 status: ## what local infrastructure runs
 	@deploy/infra.sh status
 
-test: up ## the whole test suite against a real broker and store, then stop them
+test: lint up ## the lint checks and architecture contracts, then the whole test suite against a real broker and store, then stop them
 	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; deploy/infra.sh down; \
 	  if [ $$rc -eq 0 ]; then echo "make test: all green"; else echo "make test: FAILED (pytest exit $$rc)"; fi; exit $$rc
 
