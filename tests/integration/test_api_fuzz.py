@@ -44,8 +44,9 @@ RUNS = [
     ("reporting", "dev-lead-north", r"^/v1/reports/"),
     ("reporting", "dev-ops", r"^/v1/reports/"),
     ("reporting", "dev-admin", r"^/v1/reports/"),
-    ("measures", "dev-lead-north", r"^/v1/(episodes|clinicians)/"),
-    ("measures", "dev-admin", r"^/v1/(episodes|clinicians)/"),
+    ("measures", "dev-lead-north", r"^/v1/((episodes|clinicians)/|trajectories$)"),
+    ("measures", "dev-ops", r"^/v1/trajectories$"),
+    ("measures", "dev-admin", r"^/v1/((episodes|clinicians)/|trajectories$|admin/trajectories/)"),
 ]
 
 CONFIG = """
