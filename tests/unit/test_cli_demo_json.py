@@ -20,6 +20,7 @@ from attune_cli import demo as demo_module
 from attune_cli.main import app
 from attune_cli.simulator.generate import generate
 from attune_cli.simulator.model import Scenario, SimConfig
+from attune_measures.domain.trajectories import TrajectoryModel
 
 SIZE = ("--clinics", "1", "--clients", "12", "--weeks", "8", "--seed", "3")
 
@@ -48,6 +49,29 @@ def _network_total(scenario: Scenario) -> dict[str, Any]:
     return row
 
 
+def _equity_rows(scenario: Scenario, by: str) -> list[dict[str, Any]]:
+    equity = scenario.truth.equity
+    rows = [{"row_type": "row", "value": v, **figures} for v, figures in equity["by"][by].items()]
+    return [*rows, {"row_type": "total", "value": None, **equity["total"]}]
+
+
+def _refit(scenario: Scenario) -> dict[str, Any]:
+    """measures' refit answer, with the models the simulator fitted."""
+    models = scenario.truth.trajectories["models"]
+    items = []
+    for name in ("ORS", "PHQ-9", "GAD-7"):
+        model = None
+        if name in models:
+            m = TrajectoryModel.from_dict(models[name])
+            lines = [
+                {"quantile": q, "intercept": c[0], "b_intake": c[1], "b_log_s": c[2]}
+                for q, c in zip(m.quantiles, m.coefficients, strict=True)
+            ]
+            model = {"version": m.version, "episodes": m.episodes, "rows": m.rows, "coefficients": lines}
+        items.append({"instrument": name, "model": model})
+    return {"items": items}
+
+
 @pytest.fixture
 def fake_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """Everything run_demo reaches outside this process, answered from the scenario's ground truth."""
@@ -67,9 +91,11 @@ def fake_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any
     async def settled(*_a: Any, **_kw: Any) -> float:
         return 0.1
 
-    def fake_get(url: str, _token: str, **_params: Any) -> Any:
+    def fake_get(url: str, _token: str, **params: Any) -> Any:
         if url.endswith("/v1/reports/network"):
             return {"rows": [_network_total(seen["scenario"])]}
+        if url.endswith("/v1/reports/equity"):
+            return {"rows": _equity_rows(seen["scenario"], params["by"])}
         counts: dict[str, int] = {}
         for d in seen["scenario"].truth.dead_letters:
             counts[d.code] = counts.get(d.code, 0) + 1
@@ -86,6 +112,7 @@ def fake_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any
     monkeypatch.setattr(demo_module, "publish", fake_publish)
     monkeypatch.setattr(demo_module, "wait_settled", settled)
     monkeypatch.setattr(demo_module, "_get", fake_get)
+    monkeypatch.setattr(demo_module, "_post", lambda _url, _token: _refit(seen["scenario"]))
     monkeypatch.setattr(demo_module, "fetch_alerts", lambda _url: _truth_alerts(seen["scenario"]))
     monkeypatch.setenv("ATTUNE_NAME_PREFIX", "demojsontest_")
     return seen
@@ -112,10 +139,38 @@ def test_json_puts_one_document_on_stdout_and_progress_on_stderr(fake_stack: dic
     assert sum(r["raised"] for r in document["alerts_by_rule"].values()) == document["alerts_actual"]
     assert document["report_rows"][0]["row_type"] == "total"
     assert set(document["report_period"]) == {"from", "to"}
-    assert {"services_start_s", "publish_s", "drain_s", "total_s"} <= set(document["timings"])
+    assert {"services_start_s", "publish_s", "drain_s", "total_s", "refit_s"} <= set(document["timings"])
+    # the history, the models measures fitted on it, not-on-track and the equity view are compared too
+    assert document["history"]["records"] == len(scenario.history) > 0
+    assert set(document["trajectories"]) == {"ORS", "PHQ-9", "GAD-7"}
+    assert all(t["match"] for t in document["trajectories"].values())
+    assert set(document["not_on_track"]) == {"expected", "raised", "matched"}
+    assert set(document["equity"]["by"]) == {"language", "interpreter", "age_band", "modality"}
+    assert document["equity"]["compared"] > 0 and document["equity"]["mismatched"] == []
     # The human output is all there, on stderr.
     assert "Against the simulator's ground truth" in result.stderr
     assert "Demo result:" in result.stderr
+
+
+def test_a_figure_of_the_equity_view_that_differs_fails_the_demo(
+    fake_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_get = demo_module._get
+
+    def one_off(url: str, token: str, **params: Any) -> Any:
+        answer = real_get(url, token, **params)
+        if url.endswith("/v1/reports/equity") and params["by"] == "interpreter":
+            answer["rows"][0]["sessions_attended"] += 1
+        return answer
+
+    monkeypatch.setattr(demo_module, "_get", one_off)
+    result = CliRunner().invoke(app, ["demo", *SIZE, "--json"])
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    assert [(m["by"], m["value"], m["figure"]) for m in document["equity"]["mismatched"]] == [
+        ("interpreter", "yes", "sessions_attended")
+    ]
 
 
 def test_json_reports_a_failed_run_too(fake_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
