@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from attune_reporting.adapters.pointer import ActiveDatabase
-from attune_reporting.adapters.reports import ReportSource
 from attune_reporting.materializer import Materializer
 from attune_reporting.pipeline import ReportingPipeline
+from attune_reporting.ports import ReportSource
 from attune_reporting.settings import ReportingSettings
 
 

@@ -1,31 +1,20 @@
-"""Where the report endpoints read pre-aggregated cells from: the port, and its adapter over the read model."""
+"""Where the report endpoints read pre-aggregated cells from: the adapter over the read model (the port,
+ReportSource, is in ports.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from attune_reporting.adapters.codec import decode_parts
-from attune_reporting.adapters.pointer import ActiveDatabase
 from attune_reporting.domain.cells import Cell
+from attune_reporting.ports import Databases, ReportSource
 
 
-class ReportSource(Protocol):
-    """Where report endpoints read pre-aggregated cells from."""
-
-    async def clinic_cells(self, clinic_id: str, months: Sequence[str]) -> list[Cell[Any]]:
-        """A clinic's materialized cells in these months (all breakdowns)."""
-        ...
-
-    async def network_cells(self, months: Sequence[str]) -> list[Cell[Any]]:
-        """Every clinic's cells in these months (no per-clinician breakdown)."""
-        ...
-
-
-class StoredReports:
+class StoredReports(ReportSource):
     """Cells from the active data database's read model (never from facts)."""
 
-    def __init__(self, active: ActiveDatabase) -> None:
+    def __init__(self, active: Databases) -> None:
         self.active = active
 
     async def clinic_cells(self, clinic_id: str, months: Sequence[str]) -> list[Cell[Any]]:
