@@ -108,6 +108,11 @@ async def test_a_bundle_becomes_envelopes_canonical_events_and_a_dead_letter(int
         letters = [json.loads(d.value) for d in dlq]
         assert [d["error"]["code"] for d in letters] == ["fhir_unusable"]
         assert letters[0]["submitted_by"] == {"name": "ehr-north", "role": "ehr"}
+        # A FHIR resource is not an envelope: replaying it onto ehr.events.v1 is refused, saying why.
+        admin = {"Authorization": "Bearer dev-admin"}
+        for ask in ({"code": "fhir_unusable"}, {"dlq_ids": [letters[0]["dlq_id"]], "dry_run": True}):
+            refused = await client.post(f"{intake.url}/v1/admin/dead-letters/replay", json=ask, headers=admin)
+            assert refused.status_code == 422 and "new version" in refused.text, refused.text
 
         await _drained(namespace)
         care = await read_all(bootstrap, namespace.topic(Topics.CARE))

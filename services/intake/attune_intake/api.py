@@ -480,6 +480,16 @@ async def replay(
         for d in docs
     ]
     ids = [d.dlq_id for d in letters]
+    fhir = [d.dlq_id for d in letters if d.error.code == "fhir_unusable"]
+    if fhir:
+        # Their raw text is a FHIR resource, not an envelope: on ehr.events.v1 it would only be
+        # dead-lettered again (schema_violation). The EHR re-sends the fixed resource as a new version.
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"{len(fhir)} of these dead letters are fhir_unusable (first: {fhir[0]}): a FHIR resource "
+            "is not replayed onto ehr.events.v1; fix it in the EHR and let it send a new version "
+            "to POST /fhir/r4",
+        )
     if body.dry_run:
         log.info("dead_letters_replay_dry_run", caller=caller.name, would_replay=len(letters))
         return ReplayResult(dry_run=True, would_replay=len(letters), replayed=0, dlq_ids=ids)
