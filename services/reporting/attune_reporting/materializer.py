@@ -20,12 +20,13 @@ from typing import Any
 
 from attune_reporting import metrics
 from attune_reporting.adapters.codec import Bits, decode_parts, encode_parts
-from attune_reporting.adapters.store import LockLost, Mark, ReportingStore
+from attune_reporting.adapters.store import LockLost
 from attune_reporting.domain.cells import ALL, Cell, Part, build_cell, cell_clients
 from attune_reporting.domain.episodes import EpisodeSummary, summarize
 from attune_reporting.domain.facts import AlertFact, CareFact, MeasureFact
 from attune_reporting.domain.figures import figures, total
 from attune_reporting.domain.months import month_of, shift
+from attune_reporting.ports import Mark, ReadModel
 from attune_reporting.settings import ReportingSettings
 from attune_shared.logging import get_logger
 from attune_shared.mongo import ConcurrentUpdate
@@ -48,7 +49,7 @@ class RunResult:
 class _Facts:
     """Facts of one clinic's cells, each read at most once per run."""
 
-    def __init__(self, store: ReportingStore, clinic_id: str) -> None:
+    def __init__(self, store: ReadModel, clinic_id: str) -> None:
         self.store, self.clinic_id = store, clinic_id
         self._cells: dict[str, tuple[list[CareFact], list[MeasureFact], list[AlertFact]]] = {}
 
@@ -90,7 +91,7 @@ class Materializer:
         pause = max(at_least, min(60.0, self.took * (1 / share - 1)))
         return time.monotonic() - self.ended >= pause
 
-    async def run(self, store: ReportingStore, progress: Progress | None = None) -> RunResult:
+    async def run(self, store: ReadModel, progress: Progress | None = None) -> RunResult:
         """Process every pending mark; returns once none is left (waits for another holder's lease)."""
         lease = self.settings.attune_reporting_lock_lease_s
         result = RunResult()
@@ -124,7 +125,7 @@ class Materializer:
             )
         return result
 
-    async def _acquire(self, store: ReportingStore, lease: float) -> None:
+    async def _acquire(self, store: ReadModel, lease: float) -> None:
         """Wait for the lease: another replica's run (or the rebuild's) finishes our marks with its own."""
         while True:
             if await store.try_lock(owner=self.owner, lease_s=lease):
@@ -132,7 +133,7 @@ class Materializer:
             await asyncio.sleep(0.05)
 
     async def _apply(
-        self, store: ReportingStore, marks: Iterable[Mark], result: RunResult, progress: Progress | None
+        self, store: ReadModel, marks: Iterable[Mark], result: RunResult, progress: Progress | None
     ) -> None:
         months: dict[str, set[str]] = {}
         episodes: dict[str, dict[str, set[str]]] = {}
@@ -150,7 +151,7 @@ class Materializer:
 
     async def _clinic(
         self,
-        store: ReportingStore,
+        store: ReadModel,
         clinic_id: str,
         months: set[str],
         dirty_episodes: dict[str, set[str]],
@@ -211,7 +212,7 @@ class Materializer:
         last_refresh = 0.0
         while True:
             try:
-                store: ReportingStore = await stores()
+                store: ReadModel = await stores()
                 # A consumer that is behind materializes itself, throttled; the sweep keeps to the
                 # same pause so that it does not undo the throttle.
                 if self.rested() and await store.pending():
@@ -250,7 +251,7 @@ def set_gauges(
     _set(metrics.REPAIR_RATE, clinic_id, last_year["repair_rate"])
 
 
-async def refresh_gauges(store: ReportingStore) -> None:
+async def refresh_gauges(store: ReadModel) -> None:
     """Every clinic's gauges (the current month moves on even when no input arrives)."""
     bodies = await store.network_bodies(first="0000-01", last="9999-12")
     by_clinic: dict[str, list[tuple[str, dict[str, Part[Bits]]]]] = {}

@@ -19,8 +19,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from attune_reporting import metrics
-from attune_reporting.adapters.pointer import ActiveDatabase
-from attune_reporting.adapters.store import Mark, ReportingStore, new_mark
 from attune_reporting.domain.facts import (
     AlertFact,
     CareFact,
@@ -34,6 +32,7 @@ from attune_reporting.domain.facts import (
 )
 from attune_reporting.domain.ledger import Foldable
 from attune_reporting.materializer import Materializer
+from attune_reporting.ports import Databases, DataStore, FactStore, Mark, new_mark
 from attune_shared.events import ALERT_EVENT_TYPES, CARE_EVENT_TYPES, AlertEvent, MeasureScored, nul_escaped
 from attune_shared.kafka import Inbound
 from attune_shared.logging import get_logger
@@ -98,7 +97,7 @@ def _cells_of(facts: Sequence[Any]) -> dict[tuple[str, str], list[Any]]:
     return out
 
 
-async def fold(store: ReportingStore, events: Sequence[Foldable]) -> FoldResult:
+async def fold(store: FactStore, events: Sequence[Foldable]) -> FoldResult:
     """Store the facts of these events (idempotently), then mark their cells and episodes dirty."""
     result = FoldResult()
     care: list[CareFact] = []
@@ -139,7 +138,7 @@ async def fold(store: ReportingStore, events: Sequence[Foldable]) -> FoldResult:
 
 
 async def _merge(
-    store: ReportingStore,
+    store: FactStore,
     kind: str,
     clinic_id: str,
     month: str,
@@ -176,7 +175,7 @@ async def _merge(
 class ReportingPipeline:
     """Processes batches of records from the three input topics."""
 
-    def __init__(self, settings: ServiceSettings, active: ActiveDatabase, materializer: Materializer) -> None:
+    def __init__(self, settings: ServiceSettings, active: Databases, materializer: Materializer) -> None:
         self.settings = settings
         self.active = active
         self.materializer = materializer
@@ -206,7 +205,7 @@ class ReportingPipeline:
         self,
         records: Sequence[Inbound],
         *,
-        store: ReportingStore | None = None,
+        store: DataStore | None = None,
         materialize: bool = True,
         behind: bool = False,
     ) -> FoldResult:

@@ -13,12 +13,13 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from attune_reporting.adapters.store import ReportingStore
+from attune_reporting.ports import Databases
 
 POINTER_ID = "active"
 POINTER_COLLECTION = "pointer"
 
 
-class ActiveDatabase:
+class ActiveDatabase(Databases):
     """Resolves and swaps the data database; generation 0 is the control database itself."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], control: str) -> None:

@@ -10,9 +10,7 @@ indexed `clinic`/`month` fields would cost less is open: issue 15, measured befo
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from attune_reporting.adapters.codec import ClientIndex, from_doc, to_doc
 from attune_reporting.domain.episodes import EpisodeSummary
 from attune_reporting.domain.facts import AlertFact, CareFact, MeasureFact
+from attune_reporting.ports import DataStore, Mark
 from attune_shared.mongo import (
     ConcurrentUpdate,
     delete_by_ids,
@@ -42,22 +41,13 @@ class LockLost(RuntimeError):
     """Our materializer lease expired and someone else holds the lock: run again."""
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """Dirty cells and episodes of one clinic, left by one batch for the materializer."""
-
-    mark_id: str
-    clinic_id: str
-    months: frozenset[str]
-    episodes: frozenset[tuple[str, str]]  # (episode_id, month holding one of its new facts)
-
-
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class ReportingStore:
-    """Repository over one reporting data database (the active one, or a rebuild's fresh one)."""
+class ReportingStore(DataStore):
+    """Repository over one reporting data database (the active one, or a rebuild's fresh one): the
+    ports of ports.py."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.db = db
@@ -261,8 +251,3 @@ class ReportingStore:
 def _split(entry: str) -> tuple[str, str]:
     episode_id, _, month = entry.rpartition("|")
     return episode_id, month
-
-
-def new_mark(clinic_id: str, months: Iterable[str], episodes: Iterable[tuple[str, str]]) -> Mark:
-    """A mark with a fresh id."""
-    return Mark(uuid.uuid4().hex, clinic_id, frozenset(months), frozenset(episodes))
