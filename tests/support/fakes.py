@@ -16,6 +16,7 @@ from attune_alerts.domain.lifecycle import StoredAlert
 from attune_alerts.ports import EpisodeRow
 from attune_intake.domain.episodes import ClientState
 from attune_measures.dead_letters import MeasuresDeadLetter
+from attune_measures.domain.trajectories import EpisodeClosure, EpisodeScores, TrajectoryModel
 from attune_measures.domain.versions import Tracked
 from attune_measures.ports import Loaded
 from attune_reporting.domain.cells import Cell
@@ -98,6 +99,33 @@ class MemoryIntake:
             self.dead.setdefault(d.dlq_id, d)
 
 
+class MemoryTrajectories:
+    """measures' TrajectoryStore in memory: closed episodes' series as given, models by (instrument, version)."""
+
+    def __init__(self, episodes: list[EpisodeScores]) -> None:
+        self.episodes = episodes
+        self.closed: dict[str, EpisodeClosure] = {}
+        self.models: dict[tuple[str, str], TrajectoryModel] = {}
+
+    async def close_episodes(self, *, closures: Sequence[EpisodeClosure]) -> None:
+        self.closed.update((c.episode_id, c) for c in closures)
+
+    async def closed_series(self) -> list[EpisodeScores]:
+        return list(self.episodes)
+
+    async def save_model(self, *, model: TrajectoryModel) -> None:
+        self.models.setdefault((model.instrument, model.version), model)
+
+    async def current_models(self) -> dict[str, TrajectoryModel]:
+        out: dict[str, TrajectoryModel] = {}
+        for m in sorted(self.models.values(), key=lambda m: m.fitted_at):
+            out[m.instrument] = m
+        return out
+
+    async def models_by_version(self, *, keys: Iterable[tuple[str, str]]) -> list[TrajectoryModel]:
+        return [self.models[k] for k in keys if k in self.models]
+
+
 class MemoryAudit:
     """The audit trail of alerts' or measures' API, in a list (all an HTTP guard needs before a handler)."""
 
@@ -160,6 +188,7 @@ if TYPE_CHECKING:  # each fake implements the port it stands in for (mypy report
 
     _intake: type[intake.ConsumerStore] = MemoryIntake
     _responses: type[measures.ResponseStore] = MemoryResponses
+    _trajectories: type[measures.TrajectoryStore] = MemoryTrajectories
     _measures_audit: type[measures.AuditLog] = MemoryAudit
     _alerts_audit: type[alerts.AuditLog] = MemoryAudit
     _reports: type[reporting.ReportSource] = MemoryReports

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +15,6 @@ from attune_measures.domain.revisions import run_batch
 from attune_measures.domain.thresholds import DEFAULT
 from attune_measures.domain.trajectories import (
     Band,
-    EpisodeClosure,
     EpisodeScores,
     ModelBook,
     TrajectoryModel,
@@ -29,6 +27,7 @@ from attune_measures.domain.trajectories import (
 from attune_measures.domain.versions import ResponseVersion, Tracked
 from attune_measures.trajectory_models import TrajectoryModels
 from attune_shared.events import MeasureScored
+from tests.support.fakes import MemoryTrajectories
 from tests.support.ids import as_episode, rs
 from tests.unit.measures_service.builders import ors, session, srs, version
 
@@ -266,33 +265,6 @@ def test_settle_reports_the_series_an_amendment_moved_a_member_out_of() -> None:
 
 
 # The service's models (trajectory_models.TrajectoryModels) over an in-memory TrajectoryStore.
-
-
-class MemoryTrajectories:
-    """ports.TrajectoryStore in memory."""
-
-    def __init__(self, episodes: list[EpisodeScores]) -> None:
-        self.episodes = episodes
-        self.closed: dict[str, EpisodeClosure] = {}
-        self.models: dict[tuple[str, str], TrajectoryModel] = {}
-
-    async def close_episodes(self, *, closures: Sequence[EpisodeClosure]) -> None:
-        self.closed.update((c.episode_id, c) for c in closures)
-
-    async def closed_series(self) -> list[EpisodeScores]:
-        return list(self.episodes)
-
-    async def save_model(self, *, model: TrajectoryModel) -> None:
-        self.models.setdefault((model.instrument, model.version), model)
-
-    async def current_models(self) -> dict[str, TrajectoryModel]:
-        out: dict[str, TrajectoryModel] = {}
-        for m in sorted(self.models.values(), key=lambda m: m.fitted_at):
-            out[m.instrument] = m
-        return out
-
-    async def models_by_version(self, *, keys: Iterable[tuple[str, str]]) -> list[TrajectoryModel]:
-        return [self.models[k] for k in keys if k in self.models]
 
 
 class Clock:
