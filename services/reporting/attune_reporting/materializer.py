@@ -62,10 +62,15 @@ class _Facts:
 def _affected(old: EpisodeSummary | None, new: EpisodeSummary | None) -> set[str]:
     """Cells whose figures depend on what changed between two summaries of one episode."""
     months = {m for ep in (old, new) if ep for m in (ep.opened_month, ep.closed_month) if m}
-    if (old.appointments if old else ()) != (new.appointments if new else ()):
-        # Appointment modalities are borrowed by measures and cancellations in any of its months.
+    if (old.appointments if old else ()) != (new.appointments if new else ()) or _strata(old) != _strata(new):
+        # Appointment modalities are borrowed by measures and cancellations in any of its months, and
+        # the client's attributes (a late or changed referral) place every fact of it in the equity view.
         months |= {m for ep in (old, new) if ep for m in ep.months}
     return months
+
+
+def _strata(ep: EpisodeSummary | None) -> tuple[str | bool | None, ...]:
+    return (ep.language, ep.interpreter, ep.age_band) if ep else (None, None, None)
 
 
 def network_parts(cell: Cell[Any]) -> dict[str, Part[Any]]:
@@ -166,11 +171,13 @@ class Materializer:
             old = summaries.get(episode_id)
             care: list[CareFact] = []
             measures: list[MeasureFact] = []
+            alerts: list[AlertFact] = []
             for month in sorted(dirty_episodes[episode_id] | set(old.months if old else ())):
-                c, m, _ = await facts.get(month)
+                c, m, a = await facts.get(month)
                 care += [f for f in c if f.episode_id == episode_id]
                 measures += [f for f in m if f.episode_id == episode_id]
-            new = summarize(episode_id, care, measures)
+                alerts += [f for f in a if f.episode_id == episode_id]
+            new = summarize(episode_id, care, measures, alerts)
             if new == old:
                 continue
             cells |= _affected(old, new)

@@ -125,8 +125,9 @@ async def fold(store: FactStore, events: Sequence[Foldable]) -> FoldResult:
     everything: list[Fact] = [*care, *measures, *alerts]
     for f in everything:
         months.setdefault(f.clinic_id, set()).add(f.month)
-        if not isinstance(f, AlertFact):  # alerts do not feed episode summaries
-            episodes.setdefault(f.clinic_id, set()).add((f.episode_id, f.month))
+        # Alerts feed episode summaries too: whether the episode had a rupture, and the months its
+        # facts are in (recomputed when a late referral changes the client's equity strata).
+        episodes.setdefault(f.clinic_id, set()).add((f.episode_id, f.month))
     marks: list[Mark] = [new_mark(c, months[c], episodes.get(c, ())) for c in sorted(months)]
     await store.mark(marks=marks)
     result.marks = len(marks)
