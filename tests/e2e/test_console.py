@@ -453,8 +453,11 @@ def test_every_page_passes_axe(stack: dict[str, ServiceProcess], browser: Any) -
     found: dict[str, list[dict[str, Any]]] = {}
     for token, paths in (
         ("dev-lead-south", ["/inbox", "/inbox?status=all", f"/alerts/{an_alert}", "/alerts/no-such-alert"]),
-        ("dev-ops", ["/dashboard"]),
-        ("dev-lead-north", ["/dashboard", f"/clinicians/{north_clinician}?clinic=north-01"]),
+        ("dev-ops", ["/dashboard", "/equity", "/equity?by=age_band"]),
+        (
+            "dev-lead-north",
+            ["/dashboard", f"/clinicians/{north_clinician}?clinic=north-01", "/equity?clinic=north-01"],
+        ),
     ):
         # axe is injected as a script tag, which the console's CSP rightly forbids: this context bypasses it.
         ctx = _context(browser, bypass_csp=True)
@@ -468,4 +471,4 @@ def test_every_page_passes_axe(stack: dict[str, ServiceProcess], browser: Any) -
                 found[f"{token} {path}"] = _axe(page)
         finally:
             ctx.close()
-    assert len(found) == 8 and all(v == [] for v in found.values()), found
+    assert len(found) == 11 and all(v == [] for v in found.values()), {k: v for k, v in found.items() if v}
