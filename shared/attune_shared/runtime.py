@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -105,9 +106,18 @@ class Service(Generic[D]):
         return checks
 
 
-async def require_topics(settings: ServiceSettings) -> None:
-    """Stop with a clear message when Attune's topics do not exist (auto-creation is off)."""
-    missing = await missing_topics(settings)
+async def require_topics(settings: ServiceSettings, *, grace_s: float = 15.0) -> None:
+    """Stop with a clear message when Attune's topics do not exist (auto-creation is off).
+
+    Topics created a moment ago (`attune topics` just before the services start) can take a few
+    seconds to appear in a broker's metadata, so a missing topic is asked about again for `grace_s`
+    before the service gives up."""
+    deadline = time.monotonic() + grace_s
+    while missing := await missing_topics(settings):
+        if time.monotonic() >= deadline:
+            break
+        log.info("topics_not_visible_yet", missing=len(missing))
+        await asyncio.sleep(0.5)
     if missing:
         log.error("topics_missing", missing=missing)
         raise FatalError(
