@@ -33,6 +33,8 @@ ALLOWED_LABELS = {
     "instrument", "reason",
     "rule", "severity", "resolution", "outcome",
     "kind", "report", "clinic", "modality", "definition", "month",
+    # the console's: a page's fixed name (never its path), an HTTP status, an upstream API's name
+    "route", "status", "api",
 }  # fmt: skip
 FORBIDDEN_LABELS = {
     "client_ref", "client", "mrn", "client_id", "clinician", "clinician_id", "episode", "episode_id",
