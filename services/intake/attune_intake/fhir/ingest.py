@@ -16,7 +16,6 @@ from attune_intake.domain.validation import parse_envelope
 from attune_intake.fhir.mapping import ACCEPTED, Mapped, map_resource
 from attune_intake.fhir.resolve import Context, Unusable, instant, obj
 from attune_shared.events import DeadLetter, DeadLetterOrigin, EhrEnvelope, EnvelopeRejected
-from attune_shared.ids import client_ref, pseudonym
 
 BUNDLE_TYPES = ("batch", "transaction", "history")
 _RANK = {kind: i for i, kind in enumerate(ACCEPTED)}
@@ -267,14 +266,12 @@ def _publishable(e: Entry, mapped: Mapped, ctx: Context, key: bytes, result: Out
     except EnvelopeRejected as exc:
         raise _rejected_at(mapped, exc) from None
     facts["last"] = fingerprint
-    ref = client_ref(key, env.clinic_id, env.mrn)
-    event_ref = pseudonym(key, "event", clinic_id=env.clinic_id, source=env.source, value=env.event_id)
+    # The answer names no pseudonym: a client_ref beside the MRN the caller sent would be a second,
+    # unaudited re-identification door (intake's GET /v1/clients/{client_ref} is the only one).
     if before.get("last") == fingerprint:
         e.response = {
             "status": "200 OK",
-            "outcome": outcome(
-                "information", "informational", f"unchanged: no new {env.event_type}; client_ref {ref}"
-            ),
+            "outcome": outcome("information", "informational", f"unchanged: no new {env.event_type}"),
         }
         _learn(ctx, result, mapped.key, facts)
         return
@@ -286,9 +283,7 @@ def _publishable(e: Entry, mapped: Mapped, ctx: Context, key: bytes, result: Out
     result.envelopes.append((env, raw))
     e.response = {
         "status": "201 Created",
-        "outcome": outcome(
-            "information", "informational", f"{env.event_type}: client_ref {ref}, event_ref {event_ref}"
-        ),
+        "outcome": outcome("information", "informational", f"{env.event_type} published"),
     }
 
 
