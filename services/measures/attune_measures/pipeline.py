@@ -134,6 +134,20 @@ class MeasuresPipeline:
         self.trajectories = trajectories
         self.out_measures = settings.topic(Topics.MEASURES)
         self.out_dlq = settings.topic(Topics.MEASURES_DLQ)
+        self._last_models: tuple[tuple[object, ...], ModelBook] | None = None
+
+    def _models_for(self, records: list[Inbound]) -> ModelBook:
+        """The trajectory models a batch is scored with (the same for every attempt at one batch)."""
+        if self.trajectories is None:
+            return ModelBook()
+        first = records[0] if records else None
+        batch = (
+            (len(records),) if first is None else (first.topic, first.partition, first.offset, len(records))
+        )
+        if self._last_models is not None and self._last_models[0] == batch:
+            return self._last_models[1]
+        self._last_models = (batch, self.trajectories.book)
+        return self._last_models[1]
 
     def read(self, rec: Inbound, closed: list[EpisodeClosure] | None = None) -> ResponseVersion | OutRecord:
         """The response version in one record, the care event to forward, or Rejected (a closed
@@ -176,8 +190,11 @@ class MeasuresPipeline:
         queried = {v.series_key for v in versions}
         loaded = await self.store.load(keys=(v.key for v in versions), series_keys=queried)
         state = Loaded(dict(loaded.book), dict(loaded.versions))
-        # The models as the batch starts: a refit meanwhile applies from the next batch.
-        models = self.trajectories.book if self.trajectories is not None else ModelBook()
+        # The models as the batch starts: a refit meanwhile applies from the next batch. A batch run
+        # again in this process (a retry after a conflict, its records maybe already published) uses
+        # the models its first attempt used, so a refit in between cannot publish another band
+        # under the same event ids.
+        models = self._models_for(records)
         series: dict[str, tuple[float, ...]] = {}
         changed: dict[str, Tracked] = {}
         verdicts: list[tuple[ResponseVersion, Verdict]] = []

@@ -120,3 +120,29 @@ async def test_batch_boundaries_do_not_change_what_is_published() -> None:
     published = broker_whole.events("u_clinic.measures.v1")
     assert len(published) > len(stream)  # late and amended responses revised earlier points
     assert published == broker_single.events("u_clinic.measures.v1")
+
+
+async def test_a_batch_tried_again_is_scored_with_the_models_of_its_first_attempt() -> None:
+    """A refit between two attempts at one batch (a retry after a conflict) must not change what the
+    batch publishes under the same event ids: the second attempt uses the first attempt's models."""
+    from attune_measures.domain.trajectories import ModelBook
+
+    class Models:
+        def __init__(self) -> None:
+            self.book, self.seen = ModelBook(), []
+
+        async def covering(self, book: ModelBook, members: Any) -> ModelBook:
+            self.seen.append(book)
+            return book
+
+    log: list[str] = []
+    models = Models()
+    pipeline = MeasuresPipeline(SETTINGS, MemoryBroker(log), MemoryResponses(log), trajectories=models)  # type: ignore[arg-type]
+    batch = records(encoded(srs("s1", 36, 0), srs("s2", 37, 1)))
+    first = models.book
+    await pipeline.process(batch)
+    models.book = ModelBook()  # a refit meanwhile
+    await pipeline.process(batch)
+    assert models.seen and all(b is first for b in models.seen)
+    await pipeline.process(records(encoded(srs("s3", 38, 2))))  # the next batch: the new models
+    assert models.seen[-1] is models.book
