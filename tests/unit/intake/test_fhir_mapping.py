@@ -264,6 +264,16 @@ def test_appointment_status_and_who_cancelled(
     assert result.envelopes[0][0].event_id == "fhir:Appointment/example/_history/2"
 
 
+def test_a_cancellation_without_meta_last_updated_has_no_hours_notice() -> None:
+    # Without the EHR's time of the change only the arrival time is known, which says nothing of
+    # the notice the client gave: unknown, never 0 hours.
+    appt = _appointment("cancelled", "pat-fb")
+    del appt["meta"]["lastUpdated"]
+    result = run(appt, context(Patient_example=PATIENT_FACTS))
+    payload = payloads(result)["session.cancelled"]
+    assert payload["cancelled_by"] == "client" and payload.get("hours_notice") is None
+
+
 def test_appointment_statuses_without_an_attune_event_are_recorded_not_rejected() -> None:
     result = run(_appointment("proposed"), context(Patient_example=PATIENT_FACTS))
     assert result.envelopes == [] and result.dead == []

@@ -407,7 +407,10 @@ def _appointment(resource: dict[str, Any], ctx: Context, key: str) -> Mapped:
             )
         else:
             notice = None
-            if start is not None:
+            # Notice is counted from when the EHR recorded the cancellation (meta.lastUpdated); without
+            # it `at` is only when the bundle arrived, which says nothing of the notice: left unknown.
+            dated = instant(obj(resource.get("meta")).get("lastUpdated")) is not None
+            if start is not None and dated:
                 notice = round(max(0.0, (start - at).total_seconds() / 3600), 2)
             mapped.envelope = _envelope(
                 ctx,
