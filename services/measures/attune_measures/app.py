@@ -9,12 +9,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_measures.adapters.store import MeasuresStore
 from attune_measures.adapters.trajectories import TrajectoryRepository
-from attune_measures.api import router
+from attune_measures.api import router, trajectories_router
 from attune_measures.deps import Deps
 from attune_measures.handlers import GROUP, input_topics, register_consumer
 from attune_measures.pipeline import MeasuresPipeline
 from attune_measures.settings import MeasuresSettings
-from attune_measures.trajectories_api import router as trajectories_router
 from attune_measures.trajectory_models import TrajectoryModels
 from attune_shared.kafka import make_broker
 from attune_shared.runtime import Service, build_app, serve
