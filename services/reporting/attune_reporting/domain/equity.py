@@ -18,7 +18,7 @@ from typing import Any, Final
 from attune_reporting.domain import strata
 from attune_reporting.domain.access import Audience
 from attune_reporting.domain.cells import ALL, Cell
-from attune_reporting.domain.figures import DECIMALS, Column, Totals, complement, total
+from attune_reporting.domain.figures import Column, Totals, complement, rounded, total
 from attune_reporting.domain.intervals import t_interval, wilson
 
 BY: Final = strata.DIMENSIONS
@@ -85,23 +85,19 @@ COLUMNS: Final = (*DIMENSION_COLUMNS, *FIGURE_COLUMNS)
 COLUMN_NAMES: Final = tuple(c.name for c in COLUMNS)
 
 
-def _round(value: float) -> float:
-    return round(value, DECIMALS) + 0.0
-
-
 def _put_rate(out: dict[str, Any], name: str, k: int, n: int) -> None:
     interval = wilson(k, n)
-    out[name] = _round(k / n) if n else None
+    out[name] = rounded(k / n) if n else None
     out[f"{name}_low"], out[f"{name}_high"] = (
-        (_round(interval[0]), _round(interval[1])) if interval else (None, None)
+        (rounded(interval[0]), rounded(interval[1])) if interval else (None, None)
     )
 
 
 def _put_mean(out: dict[str, Any], name: str, s: float, squares: float, n: int) -> None:
     interval = t_interval(s, squares, n)
-    out[name] = _round(s / n) if n else None
+    out[name] = rounded(s / n) if n else None
     out[f"{name}_low"], out[f"{name}_high"] = (
-        (_round(interval[0]), _round(interval[1])) if interval else (None, None)
+        (rounded(interval[0]), rounded(interval[1])) if interval else (None, None)
     )
 
 

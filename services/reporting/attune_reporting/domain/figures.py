@@ -154,16 +154,16 @@ def total(parts: Iterable[tuple[str, Part[Any]]]) -> Totals:
     return t
 
 
-def _round(value: float) -> float:
+def rounded(value: float) -> float:
     return round(value, DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def _rate(part: int | float, whole: int | float) -> float | None:
-    return _round(part / whole) if whole else None
+    return rounded(part / whole) if whole else None
 
 
 def _median(values: list[float] | None) -> float | None:
-    return _round(statistics.median(values)) if values else None
+    return rounded(statistics.median(values)) if values else None
 
 
 def figures(t: Totals) -> dict[str, Any]:
