@@ -1,5 +1,5 @@
 """The simulated network as an EHR speaking FHIR R4 would send it: each envelope becomes the resource
-version(s) whose mapping in intake (attune_intake.fhir) gives that envelope's payload back.
+version(s) whose mapping in intake (attune_intake.domain.fhir) gives that envelope's payload back.
 
 Resources: one Patient per client (a new version when a referral brings new demographics), one
 EpisodeOfCare per episode, one Appointment per appointment, one Encounter per attended session (a

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from attune_intake.domain.fhir.config import FhirConfig
 from attune_intake.fhir.api import router
-from attune_intake.fhir.config import FhirConfig
 
 
 def _app() -> FastAPI:

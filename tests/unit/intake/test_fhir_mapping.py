@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from attune_intake.fhir.capability import capability_statement
-from attune_intake.fhir.config import FhirConfig, SourceConfig, load_config
-from attune_intake.fhir.ingest import BadRequest, Outcome, ingest
-from attune_intake.fhir.resolve import Context
+from attune_intake.domain.fhir.capability import capability_statement
+from attune_intake.domain.fhir.config import FhirConfig, SourceConfig
+from attune_intake.domain.fhir.ingest import BadRequest, Outcome, ingest
+from attune_intake.domain.fhir.resolve import Context
+from attune_intake.fhir.config import load_config
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "fhir"
 KEY = b"k" * 32

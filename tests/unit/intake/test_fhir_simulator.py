@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from attune_cli.simulator.fhir import bundles
 from attune_cli.simulator.generate import generate
 from attune_cli.simulator.model import SimConfig
-from attune_intake.fhir.config import FhirConfig
-from attune_intake.fhir.ingest import ingest
-from attune_intake.fhir.resolve import Context
+from attune_intake.domain.fhir.config import FhirConfig
+from attune_intake.domain.fhir.ingest import ingest
+from attune_intake.domain.fhir.resolve import Context
 
 KEY = b"k" * 32
 

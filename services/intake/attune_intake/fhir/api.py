@@ -13,9 +13,18 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from attune_intake import metrics
 from attune_intake.adapters.store import receipt_key
 from attune_intake.deps import StoreDep
-from attune_intake.fhir.capability import capability_statement
-from attune_intake.fhir.config import FhirConfig, load_config
-from attune_intake.fhir.ingest import BadRequest, Context, entries_of, ingest, keys_to_load, outcome, prepare
+from attune_intake.domain.fhir.capability import capability_statement
+from attune_intake.domain.fhir.config import FhirConfig
+from attune_intake.domain.fhir.ingest import (
+    BadRequest,
+    Context,
+    entries_of,
+    ingest,
+    keys_to_load,
+    outcome,
+    prepare,
+)
+from attune_intake.fhir.config import load_config
 from attune_intake.fhir.store import FhirStore
 from attune_shared.auth import Principal, require_roles
 from attune_shared.http import BodyLimit

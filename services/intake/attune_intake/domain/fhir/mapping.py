@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from attune_intake.fhir import questionnaire
-from attune_intake.fhir.resolve import Context, Unusable, codes, day, instant, obj, practitioner
+from attune_intake.domain.fhir import questionnaire
+from attune_intake.domain.fhir.resolve import Context, Unusable, codes, day, instant, obj, practitioner
 
 MR_TYPE = ("http://terminology.hl7.org/CodeSystem/v2-0203", "MR")
 INTERPRETER = "http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired"

@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from attune_intake.fhir.config import SourceConfig
-from attune_intake.fhir.loinc import ANSWERS, IGNORED, LOINC, ORDINAL_EXTENSIONS, PANEL_ITEMS, PANELS
-from attune_intake.fhir.resolve import Unusable, seq, text
+from attune_intake.domain.fhir.config import SourceConfig
+from attune_intake.domain.fhir.loinc import ANSWERS, IGNORED, LOINC, ORDINAL_EXTENSIONS, PANEL_ITEMS, PANELS
+from attune_intake.domain.fhir.resolve import Unusable, seq, text
 
 _LOINC_CODE = re.compile(r"^[0-9]{1,7}-[0-9]$")
 _INSTRUMENTS = ("WAI-SR", "SRS", "ORS", "PHQ-9", "GAD-7", "PSQ")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from attune_intake.fhir.config import SourceConfig
+from attune_intake.domain.fhir.config import SourceConfig
 
 _CLINIC = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _TYPED = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$")

@@ -12,9 +12,9 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from attune_intake.domain.fhir.mapping import ACCEPTED, Mapped, map_resource
+from attune_intake.domain.fhir.resolve import Context, Unusable, instant, obj
 from attune_intake.domain.validation import parse_envelope
-from attune_intake.fhir.mapping import ACCEPTED, Mapped, map_resource
-from attune_intake.fhir.resolve import Context, Unusable, instant, obj
 from attune_shared.events import DeadLetter, DeadLetterOrigin, EhrEnvelope, EnvelopeRejected
 
 BUNDLE_TYPES = ("batch", "transaction", "history")

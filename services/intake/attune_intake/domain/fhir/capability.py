@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from attune_intake.fhir.config import SourceConfig
-from attune_intake.fhir.loinc import GAD7_PANEL, PHQ9_PANEL
+from attune_intake.domain.fhir.config import SourceConfig
+from attune_intake.domain.fhir.loinc import GAD7_PANEL, PHQ9_PANEL
 
 _DOCS = {
     "Patient": "MRN from the identifier with the source's configured system, else the identifier typed MR "

@@ -1,0 +1,1 @@
+"""FHIR R4 resources mapped onto contract envelopes: pure (no I/O), covered by the domain contracts."""
