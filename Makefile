@@ -6,7 +6,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 export UV_LINK_MODE := copy
 
-.PHONY: help setup up down status test test-unit test-faults bench lint format clean-data demo run asyncapi
+.PHONY: help setup up down status test test-unit test-faults bench soak lint format clean-data demo run asyncapi
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ run: up ## infrastructure and the four services in the foreground; Ctrl-C stops 
 
 bench: up ## throughput, alert latency, memory, scale-out vs the raw limit and a naive design (BENCH_ARGS=...)
 	@set +e; .venv/bin/attune bench $(BENCH_ARGS); rc=$$?; deploy/infra.sh down; exit $$rc
+
+soak: up ## paced load for 30 minutes with a fault every few minutes; RSS, fds and lag must stay flat (SOAK_ARGS=...)
+	@set +e; .venv/bin/attune soak $(SOAK_ARGS); rc=$$?; deploy/infra.sh down; exit $$rc
 
 asyncapi: setup ## regenerate docs/asyncapi/*.json from the services' code
 	@.venv/bin/attune asyncapi

@@ -313,6 +313,40 @@ def bench(
 
 
 @app.command()
+def soak(
+    minutes: Annotated[float, typer.Option(min=1, help="how long the paced load runs")] = 30,
+    rate: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            help="records per second (default: a 50-clinic network's busy hours, about 0.5/s, sped up 20x)",
+        ),
+    ] = 10,
+    fault_every: Annotated[float, typer.Option(min=0.5, help="minutes between faults")] = 2.5,
+    sample_every: Annotated[float, typer.Option(min=1, help="seconds between samples")] = 5,
+    lag_threshold: Annotated[
+        int | None, typer.Option(help="total lag that counts as about 0 (default: 5 s of input, at least 50)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="simulation seed")] = 42,
+    settle_timeout: Annotated[float, typer.Option(help="seconds the final drain may take")] = 900,
+) -> None:
+    """Soak: paced load for a long while with a fault every few minutes; RSS, fds and lag must stay flat."""
+    from attune_cli.soak import run_soak
+
+    report = run_soak(
+        minutes=minutes,
+        rate=rate,
+        fault_every=fault_every,
+        sample_every=sample_every,
+        lag_threshold=lag_threshold,
+        seed=seed,
+        settle_timeout=settle_timeout,
+        console=console,
+    )
+    raise typer.Exit(0 if report["verdict"]["ok"] else 1)
+
+
+@app.command()
 def asyncapi(
     check: Annotated[bool, typer.Option(help="only check the committed files are current")] = False,
 ) -> None:
