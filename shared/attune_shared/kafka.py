@@ -349,9 +349,9 @@ async def group_lag(
     """Records not yet committed by a consumer group, per (topic, partition)."""
     admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings), request_timeout_ms=5000)
     consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
+    try:  # both are closed when a start fails too (the broker is away), or their connections linger
+        await admin.start()
+        await consumer.start()
         committed = await admin.list_consumer_group_offsets(group_id)
         parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         if not parts:
@@ -365,8 +365,10 @@ async def group_lag(
             lag[(tp.topic, tp.partition)] = max(0, end - done)
         return lag
     finally:
-        await consumer.stop()
-        await admin.close()
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 async def export_lag_forever(
