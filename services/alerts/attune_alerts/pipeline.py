@@ -114,7 +114,12 @@ class BatchResult:
 
 
 class _SkippedLookup(ConcurrentUpdate):
-    """A change was taken already for an input whose recorded changes were not looked up."""
+    """A change was taken already for an input whose recorded changes were not looked up: a record
+    past its mark, or an inactivity tick the batch derived itself (`also`: their ids)."""
+
+    def __init__(self, detail: str, also: frozenset[str] = frozenset()) -> None:
+        super().__init__(detail)
+        self.also = also
 
 
 @dataclass
@@ -125,6 +130,7 @@ class _Batch:
     alerts: dict[str, StoredAlert]
     recorded: dict[str, ChangeRecord]
     clocks: dict[str, datetime]
+    looked_up: set[str]  # the inputs (and derived ticks) whose recorded changes were looked up
     new: list[ChangeRecord] = field(default_factory=list)
     touched: dict[str, ChangeRecord] = field(default_factory=dict)
     skipped: bool = False  # some inputs' recorded changes were not looked up (past their marks)
@@ -150,18 +156,20 @@ class AlertsPipeline:
         """Make every input's alert changes durable exactly once (see module docstring)."""
         try:
             return await self._run(inputs)
-        except _SkippedLookup:
+        except _SkippedLookup as exc:
             # A record past its mark was processed before all the same (an upstream duplicate under
-            # a new offset): at once again, looking every input up this time.
-            return await self._run(inputs)
+            # a new offset), or an inactivity tick derived in the stream was (by an earlier attempt
+            # at this batch that stopped before its episodes were saved): at once again, looking
+            # every input and those ticks up this time.
+            return await self._run(inputs, also=exc.also)
 
-    async def _run(self, inputs: Sequence[Input]) -> BatchResult:
+    async def _run(self, inputs: Sequence[Input], also: frozenset[str] = frozenset()) -> BatchResult:
         started = time.monotonic()
         result = BatchResult(inputs=len(inputs))
         if not inputs:
             return result
         try:
-            b = await self._load(inputs)
+            b = await self._load(inputs, also)
         except ConcurrentUpdate:
             self._conflict()
             raise
@@ -171,8 +179,15 @@ class AlertsPipeline:
             await self.store.claim_changes(records=b.new)
         except ConcurrentUpdate as exc:
             self._conflict()
-            if b.skipped:
-                raise _SkippedLookup(str(exc)) from exc
+            # The ticks `_inactive_before` derived are not inputs, so their changes were looked up
+            # only if asked for: without this, a batch tried again after its changes were claimed
+            # but before its episodes were saved would re-derive a tick's raise, find its sequence
+            # taken, and conflict on every attempt (the partition stalls).
+            unseen = frozenset(
+                o for r in b.new if (o := r.origin_event_id) is not None and o not in b.looked_up
+            )
+            if b.skipped or unseen:
+                raise _SkippedLookup(str(exc), unseen) from exc
             raise
         for r in b.new:
             b.touched[r.record_id] = r
@@ -231,9 +246,9 @@ class AlertsPipeline:
         await self.store.advance_marks(through=through)
         return seen
 
-    async def _load(self, inputs: Sequence[Input]) -> _Batch:
-        ids = {i.event_id for i in inputs}
-        seen = await self._maybe_seen(inputs)
+    async def _load(self, inputs: Sequence[Input], also: frozenset[str] = frozenset()) -> _Batch:
+        ids = {i.event_id for i in inputs} | also
+        seen = await self._maybe_seen(inputs) | also
         rows = await self.store.load_episodes(episode_ids=(i.ctx.episode_id for i in inputs))
         recorded = await self.store.records_for_origins(origin_event_ids=seen) if seen else {}
         alert_ids = {a for r in rows.values() for a in r.open_alert_ids.values()}
@@ -242,7 +257,9 @@ class AlertsPipeline:
         clocks: dict[str, datetime] = {}
         if self.clock == "event":
             clocks = await self.store.event_clocks(keys=(i.ctx.episode_id for i in inputs))
-        b = _Batch(rows, {aid: c.stored for aid, c in current.items()}, recorded, clocks, skipped=seen != ids)
+        b = _Batch(
+            rows, {aid: c.stored for aid, c in current.items()}, recorded, clocks, seen, skipped=seen != ids
+        )
         for c in current.values():
             pending = c.unprojected
             if pending is None:

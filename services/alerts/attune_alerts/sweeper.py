@@ -163,14 +163,21 @@ class Sweeper:
         owned = self.partitions.owned()
         if not owned:
             return 0
-        if self.clock == "event" and not await self.drained():
+        event_now = None
+        if self.clock == "event":
             # On the event clock "now" is the newest event time seen, which says nothing of a client
             # whose events are still on their way through intake or measures: judge inactivity only
-            # once every event published so far has been processed.
-            return 0
+            # once every event published so far has been processed, and with the clock as it was
+            # BEFORE that was checked. Everything published before the record that set this clock has
+            # then been through the pipeline; read after the check (as it once was), the clock could
+            # include records published meanwhile, processed on one partition while another client's
+            # earlier events were still in flight, and raise that client's inactivity ahead of them
+            # (another trigger, another alert id than a run where no sweep ran then).
+            event_now = await self.store.newest_event_time()
+            if event_now is None or not await self.drained():
+                return 0
         async with self.lock:
             rows = await self.store.inactivity_candidates(partitions=owned)
-            event_now = await self.store.newest_event_time() if self.clock == "event" else None
             ticks: list[Input] = []
             for row in rows:
                 now = now_ms() if self.clock == "wall" else event_now

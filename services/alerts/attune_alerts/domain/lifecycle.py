@@ -65,6 +65,14 @@ def now_ms() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def utc_ms(at: datetime) -> datetime:
+    """A time as the store gives it back: UTC, truncated to milliseconds (BSON dates keep no offset and
+    no microseconds). Every time put on an alert is so written, so an event built from an alert read
+    back from the store has the very bytes of one built from the alert still in memory."""
+    at = at.astimezone(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
 def alert_id_for(episode_id: str, rule_id: str, origin_event_id: str) -> str:
     """The id of the alert a rule raises on an input event: a replay of that input re-derives it."""
     return derived_id("alert", episode_id, rule_id, origin_event_id)
@@ -127,8 +135,8 @@ def raised(
         title=d.title,
         evidence=evidence,
         suggested_action=d.suggested_action,
-        raised_at=at,
-        triggered_at=triggered_at,
+        raised_at=utc_ms(at),
+        triggered_at=None if triggered_at is None else utc_ms(triggered_at),
     )
     return StoredAlert(alert, 1, origin_event_id, dict(tracking or {}))
 
@@ -153,7 +161,7 @@ def resolved_by_rule(
         **cur.alert.evidence,
         "resolution_evidence": jsonable({**d.evidence, **(extra or {})}),
     }
-    nxt = _next(cur, status="resolved", resolution=d.resolution, resolved_at=at, evidence=evidence)
+    nxt = _next(cur, status="resolved", resolution=d.resolution, resolved_at=utc_ms(at), evidence=evidence)
     return replace(nxt, resolved_by="rules")
 
 
@@ -167,7 +175,7 @@ def acknowledged(cur: StoredAlert, *, by: str, at: datetime, note: str | None = 
     """open -> acknowledged, by a person."""
     if cur.alert.status != "open":
         raise InvalidTransition(f"alert is {cur.alert.status}; only an open alert can be acknowledged")
-    nxt = _next(cur, status="acknowledged", acknowledged_at=at, acknowledged_by=by)
+    nxt = _next(cur, status="acknowledged", acknowledged_at=utc_ms(at), acknowledged_by=by)
     return replace(nxt, notes=(*cur.notes, *_note("acknowledge", by, at, note)))
 
 
@@ -183,7 +191,7 @@ def resolved_by_person(
             if cur.alert.status == "open"
             else "alert is already resolved"
         )
-    nxt = _next(cur, status="resolved", resolution=resolution, resolved_at=at)
+    nxt = _next(cur, status="resolved", resolution=resolution, resolved_at=utc_ms(at))
     return replace(nxt, resolved_by=by, notes=(*cur.notes, *_note("resolve", by, at, note)))
 
 
@@ -199,6 +207,6 @@ def alert_event(stored: StoredAlert, event_type: str, at: datetime) -> AlertEven
     return AlertEvent(
         event_id=event_id_for(stored.alert_id, event_type, stored.sequence),
         event_type=event_type,  # type: ignore[arg-type]
-        occurred_at=at,
+        occurred_at=utc_ms(at),
         alert=stored.alert,
     )
