@@ -282,8 +282,27 @@ def bench(
     ] = None,
     weeks: Annotated[int, typer.Option(min=4, max=104, help="weeks of the simulated network")] = 24,
     seed: Annotated[int, typer.Option(help="simulation seed")] = 1,
-    latency_events: Annotated[int, typer.Option(min=1000, help="records of the paced latency run")] = 40_000,
-    rate: Annotated[float, typer.Option(min=1, help="events per second of the latency run")] = 500,
+    latency_events: Annotated[
+        int, typer.Option(min=1000, help="records of each paced latency run (at most --latency-seconds)")
+    ] = 40_000,
+    latency_seconds: Annotated[
+        float, typer.Option(min=1, help="each latency run publishes at most rate x this many seconds")
+    ] = 120,
+    rate: Annotated[
+        list[float] | None,
+        typer.Option(
+            min=1, help="events per second of a paced latency run; repeat it (default 100, 500, 2000)"
+        ),
+    ] = None,
+    chain: Annotated[
+        bool, typer.Option(help="also run the bare four-stage chain (the ceiling for a four-stage pipeline)")
+    ] = True,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile", help="py-spy flame graph of each service during the largest drain (bench/results/)"
+        ),
+    ] = False,
     scale_out: Annotated[bool, typer.Option(help="also run with two instances of every service")] = True,
     naive_seconds: Annotated[float, typer.Option(min=5, help="how long the naive baseline runs")] = 60,
     timeout: Annotated[float, typer.Option(help="seconds one drain may take at most")] = 7200,
@@ -291,11 +310,12 @@ def bench(
         bool,
         typer.Option(
             "--only-throughput",
-            help="only the throughput drain(s): no raw limit, naive baseline, latency or scale-out run",
+            help="only the throughput drain(s): no raw limit, naive baseline, chain, latency or scale-out run",
         ),
     ] = False,
 ) -> None:
-    """Measure throughput, alert latency, memory and scale-out beside the raw limit and a naive design."""
+    """Measure throughput, CPU, memory, alert latency and scale-out beside the four-stage chain, the raw
+    limit and a naive design."""
     from attune_cli.bench.run import run_bench
 
     run_bench(
@@ -303,7 +323,10 @@ def bench(
         weeks=weeks,
         seed=seed,
         latency_events=latency_events,
-        rate=rate,
+        latency_seconds=latency_seconds,
+        rate=rate or [100.0, 500.0, 2000.0],
+        chain=chain,
+        profile=profile,
         scale_out=scale_out,
         naive_seconds=naive_seconds,
         timeout=timeout,

@@ -175,7 +175,7 @@ def test_size_ratio_and_verdict() -> None:
 def test_sizes_rows_show_postgres_only_on_that_store() -> None:
     sqlite = sizes_rows([_run(3000, 100.0, kafka=0.1, ferretdb=1.0, store=1.0)])
     labels = [label for label, _ in sqlite]
-    assert "CPU ms/event store: total (ferretdb alone)" in labels
+    assert "CPU us/event store: total (ferretdb alone)" in labels
     assert not any("postgres" in label for label in labels)
     pg = sizes_rows(
         [
@@ -184,8 +184,10 @@ def test_sizes_rows_show_postgres_only_on_that_store() -> None:
         ]
     )
     rows = dict(pg)
-    assert rows["CPU ms/event store: postgres (postmaster + backends)"] == [2.0, 2.1]
-    assert rows["CPU ms/event store: total"] == [3.0, 3.2]
+    # runs with the milliseconds alone (results from before the microsecond fields) shown in µs
+    assert rows["CPU us/event store: postgres (postmaster + backends)"] == [2000.0, 2100.0]
+    assert rows["CPU us/event store: total"] == [3000.0, 3200.0]
+    assert rows["CPU us/event intake"] == [500.0, 500.0]
     assert rows["events/s"] == [100.0, 95.0]
     assert rows["records"] == [3007.0, 6007.0]
 
@@ -198,3 +200,151 @@ def test_store_counters_per_event() -> None:
     got = per_event(before, after, 1000)
     assert got == {k: 3.0 * i for i, k in enumerate(PG_COUNTERS)}
     assert per_event({}, after, 1000) == {} and per_event(before, after, 0) == {}
+
+
+def test_steady_rss_is_the_median_of_the_last_half_of_the_drain() -> None:
+    from attune_cli.bench.run import steady_by_service, steady_rss
+
+    # a drain from t=100 to t=200: the first half climbs, the second half holds near 120 MB
+    samples = [(100.0, 50.0), (140.0, 300.0), (150.0, 118.0), (170.0, 125.0), (190.0, 120.0), (260.0, 10.0)]
+    assert steady_rss(samples, 100.0, 200.0) == 120.0  # 300 (first half) and 10 (after the end) left out
+    assert steady_rss([(150.0, 1.0), (160.0, 2.0)], 100.0, 200.0) == 1.5
+    assert steady_rss(samples[:2], 100.0, 200.0) is None  # nothing in the last half
+    by_service = steady_by_service(
+        {"alerts-0": [(180.0, 90.0)], "alerts-1": [(180.0, 110.0)], "intake": [(120.0, 70.0)]},
+        {"alerts-0": "alerts", "alerts-1": "alerts", "intake": "intake"},
+        100.0,
+        200.0,
+    )
+    assert by_service == {"alerts": 110.0}  # the larger instance; intake has no sample in the last half
+
+
+def test_latency_records_are_capped_by_the_publishing_time() -> None:
+    from attune_cli.bench.run import latency_records
+
+    assert latency_records(40_000, 100.0, 120.0) == 12_000
+    assert latency_records(40_000, 500.0, 120.0) == 40_000
+    assert latency_records(40_000, 2.0, 120.0) == 1000  # never fewer than 1,000
+
+
+def _results(**kw: object) -> object:
+    from attune_cli.bench.run import Results
+
+    base: dict[str, object] = {
+        "started_at": "x",
+        "git_revision": "r",
+        "cores": 2,
+        "records": 0,
+        "network": {},
+    }
+    return Results(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def _full_run(records: int, eps: float, rss: dict[str, float], us: dict[str, float]) -> PipelineRun:
+    run = _run(records, eps)
+    run.records, run.peak_rss_mb, run.cpu_us_per_event = records, rss, us
+    return run
+
+
+def test_targets_are_judged_with_their_values_and_left_unjudged_without_the_figures() -> None:
+    from attune_cli.bench.chain import ChainRun
+    from attune_cli.bench.run import LatencyRun, Results, judge_targets, met_cell, value_cell, vs_chain
+
+    pipeline = _full_run(
+        200_852, 3100.0, {"intake": 90.0, "measures": 160.0}, {"intake": 80.0, "measures": 99.5}
+    )
+    chain = ChainRun(records=200_852, seconds=40.0, events_per_second=5000.0)
+    res = _results(
+        pipeline=pipeline,
+        chain=chain,
+        pipeline_vs_chain=vs_chain(pipeline, chain),
+        naive_eps=150.0,
+        latency=[
+            LatencyRun(100.0, 12_000, 50, {"p50": 90.0, "p99": 120.0}),
+            LatencyRun(500.0, 40_000, 600, {"p50": 110.0, "p99": 260.0}),
+        ],
+    )
+    assert isinstance(res, Results)
+    got = judge_targets(res)
+    by_start = {name.split(" at ")[0].split(" per ")[0]: t for name, t in got.items()}
+    assert by_start["throughput >= 3,000 events/s"] == {"value": 3100.0, "met": True, "limit": 3000.0}
+    assert by_start["throughput >= 0.5 x the four-stage chain"]["value"] == 0.62
+    assert by_start["throughput >= 0.5 x the four-stage chain"]["met"] is True
+    assert by_start["throughput >= 20 x the naive baseline"]["value"] == 20.67
+    assert by_start["throughput >= 20 x the naive baseline"]["met"] is True
+    assert by_start["alert latency p99 <= 250 ms"]["value"] == 260.0  # the 500/s run, not the 100/s one
+    assert by_start["alert latency p99 <= 250 ms"]["met"] is False
+    rss = by_start["peak RSS <= 150 MB"]
+    assert (rss["value"], rss["worst"], rss["met"]) == (160.0, "measures", False)
+    cpu = by_start["CPU <= 100 us"]
+    assert (cpu["value"], cpu["worst"], cpu["met"]) == (99.5, "measures", True)
+    assert value_cell(cpu) == "99.5 (measures)" and "yes" in met_cell(cpu) and "no" in met_cell(rss)
+
+    small = _full_run(5007, 400.0, {"intake": 90.0}, {"intake": 300.0})
+    got = judge_targets(_results(pipeline=small))  # type: ignore[arg-type]
+    eps = next(t for name, t in got.items() if name.startswith("throughput >= 3,000"))
+    assert eps["value"] == 400.0 and eps["met"] is None and "200,000" in met_cell(eps)
+    chain_target = next(t for name, t in got.items() if "chain" in name)
+    assert chain_target["met"] is None and chain_target["value"] is None and value_cell(chain_target) == "-"
+    assert next(t for name, t in got.items() if name.startswith("peak RSS"))["met"] is None
+    assert next(t for name, t in got.items() if name.startswith("alert latency"))["met"] is None
+    assert next(t for name, t in got.items() if name.startswith("CPU"))["met"] is False  # judged at any size
+
+
+def test_pipeline_over_chain_needs_both_drained() -> None:
+    from attune_cli.bench.chain import ChainRun
+    from attune_cli.bench.run import vs_chain
+
+    chain = ChainRun(records=1000, seconds=1.0, events_per_second=1000.0)
+    assert vs_chain(_run(1000, 250.0), chain) == 0.25
+    assert vs_chain(_run(1000, 250.0, drained=False), chain) is None
+    assert (
+        vs_chain(_run(1000, 250.0), ChainRun(records=1000, seconds=0.0, events_per_second=0.0, drained=False))
+        is None
+    )
+    assert vs_chain(None, chain) is None
+
+
+def test_the_chain_stores_a_record_as_its_json_object_or_its_bytes() -> None:
+    from attune_cli.bench.chain import chain_names, raw_document
+
+    assert raw_document(b'{"event_id": "e1", "payload": {"a": 1}}') == {"event_id": "e1", "payload": {"a": 1}}
+    assert raw_document(b"not json") == {"v": b"not json"}
+    assert raw_document(b"[1, 2]") == {"v": b"[1, 2]"}  # not an object
+    assert raw_document(b'{"_id": 1}') == {"v": b'{"_id": 1}'}  # the store's key stays the store's
+    assert raw_document(None) == {"v": None}
+    topics, dbs = chain_names("bench1x1_")
+    assert topics == ["bench1x1_chain.in", *(f"bench1x1_chain.{i}" for i in range(1, 5))]
+    assert dbs == [f"bench1x1_chain{i}" for i in range(1, 5)]
+    assert all(name.startswith("bench") for name in topics + dbs)  # _clean drops what a crash left
+
+
+def test_report_rows_show_microseconds_steady_rss_chain_and_each_rate() -> None:
+    from attune_cli.bench.chain import ChainRun
+    from attune_cli.bench.run import LatencyRun, report_rows
+
+    pipeline = _full_run(5007, 400.0, {"intake": 90.0}, {"intake": 312.5})
+    pipeline.infra_cpu_us_per_event = {"kafka": 40.0, "ferretdb": 900.0, "postgres": 600.0, "store": 1500.0}
+    pipeline.steady_rss_mb = {"intake": 85.5}
+    chain = ChainRun(records=5007, seconds=2.0, events_per_second=2503.5, cpu_us_per_event={"stage1": 20.0})
+    res = _results(
+        pipeline=pipeline,
+        chain=chain,
+        pipeline_vs_chain=0.16,
+        latency=[
+            LatencyRun(100.0, 2000, 9, {"p50": 80.0, "p99": 95.5}),
+            LatencyRun(500.0, 2000, 0, {}, False),
+        ],
+    )
+    rows = dict(report_rows(res))  # type: ignore[arg-type]
+    assert (
+        rows["  CPU us per inbound event (services, broker, store)"] == "intake 312.5, broker 40, store 1500"
+    )
+    assert rows["  steady RSS per service (MB, median of the drain's last half)"] == "intake 85.5"
+    chain_row = next(v for k, v in rows.items() if k.startswith("four-stage chain"))
+    assert chain_row == "2503.5 events/s (2.0s); pipeline / chain 0.16"
+    assert rows["alert latency at 100 events/s (2,000 records, 9 alerts)"] == "p50 80 ms, p99 95.5 ms"
+    assert (
+        rows["alert latency at 500 events/s (2,000 records, 0 alerts)"]
+        == "no alerts matched (not drained in time)"
+    )

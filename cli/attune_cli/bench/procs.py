@@ -210,3 +210,9 @@ def infra_cpu_between(
         if spent is not None:
             out[name] = spent
     return out
+
+
+def with_store(infra_cpu: dict[str, float]) -> dict[str, float]:
+    """The broker's and store's CPU with `store` added: FerretDB plus PostgreSQL when it runs on it."""
+    parts = [infra_cpu[n] for n in ("ferretdb", "postgres") if n in infra_cpu]
+    return {**infra_cpu, "store": sum(parts)} if parts else dict(infra_cpu)
