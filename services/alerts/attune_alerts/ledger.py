@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker
 
 from attune_alerts import metrics
 from attune_alerts.delivery import deliveries_for
-from attune_alerts.domain.lifecycle import StoredAlert, alert_event, now_ms
+from attune_alerts.domain.lifecycle import StoredAlert, alert_event, as_raised, now_ms
 from attune_alerts.ports import ChangeLog, ChangeRecord, make_record
 from attune_alerts.settings import AlertsSettings, Contacts
 from attune_shared.kafka import OutRecord, publish_all
@@ -104,7 +104,7 @@ class AlertLedger:
                     continue
                 await self.complete([pending], [pending.stored])  # roll an abandoned change forward
             at = now_ms()
-            nxt = change(cur.stored, at)
+            nxt = change(as_raised(cur.stored), at)
             if nxt is None:
                 return None
             stored, event_type = nxt

@@ -30,6 +30,7 @@ from attune_alerts.domain.lifecycle import (
     StoredAlert,
     alert_event,
     alert_id_for,
+    as_raised,
     now_ms,
     raised,
     resolved_by_rule,
@@ -258,7 +259,12 @@ class AlertsPipeline:
         if self.clock == "event":
             clocks = await self.store.event_clocks(keys=(i.ctx.episode_id for i in inputs))
         b = _Batch(
-            rows, {aid: c.stored for aid, c in current.items()}, recorded, clocks, seen, skipped=seen != ids
+            rows,
+            {aid: as_raised(c.stored) for aid, c in current.items()},
+            recorded,
+            clocks,
+            seen,
+            skipped=seen != ids,
         )
         for c in current.values():
             pending = c.unprojected

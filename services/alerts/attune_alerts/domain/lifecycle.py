@@ -67,10 +67,27 @@ def now_ms() -> datetime:
 
 def utc_ms(at: datetime) -> datetime:
     """A time as the store gives it back: UTC, truncated to milliseconds (BSON dates keep no offset and
-    no microseconds). Every time put on an alert is so written, so an event built from an alert read
-    back from the store has the very bytes of one built from the alert still in memory."""
+    no microseconds). The times of processing on an alert are so written, so an event built from an
+    alert read back from the store has the very bytes of one built from the alert still in memory."""
     at = at.astimezone(UTC)
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def as_raised(stored: StoredAlert) -> StoredAlert:
+    """An alert read back from the store, with `triggered_at` as it was raised.
+
+    `triggered_at` is the EHR's time with the clinic's offset (reporting counts the alert in that
+    month of the clinic's wall clock); the store's dates come back in UTC to the millisecond, so an
+    event built from the stored alert would carry other bytes (and maybe another month) than one
+    built from the alert in memory. The time as raised is kept in `tracking` and put back here.
+    """
+    raised = stored.tracking.get("triggered_at")
+    if raised is None or stored.alert.triggered_at is None:
+        return stored
+    at = datetime.fromisoformat(raised)
+    if at.isoformat() == stored.alert.triggered_at.isoformat():
+        return stored
+    return replace(stored, alert=stored.alert.model_copy(update={"triggered_at": at}))
 
 
 def alert_id_for(episode_id: str, rule_id: str, origin_event_id: str) -> str:
@@ -136,9 +153,12 @@ def raised(
         evidence=evidence,
         suggested_action=d.suggested_action,
         raised_at=utc_ms(at),
-        triggered_at=None if triggered_at is None else utc_ms(triggered_at),
+        triggered_at=triggered_at,
     )
-    return StoredAlert(alert, 1, origin_event_id, dict(tracking or {}))
+    kept = dict(tracking or {})
+    if triggered_at is not None:
+        kept["triggered_at"] = triggered_at.isoformat()  # see as_raised
+    return StoredAlert(alert, 1, origin_event_id, kept)
 
 
 def updated(cur: StoredAlert, d: Update) -> StoredAlert | None:
