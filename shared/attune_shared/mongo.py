@@ -47,6 +47,7 @@ def make_client(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
         settings.mongodb_uri.get_secret_value(),
         serverSelectionTimeoutMS=5000,
         connectTimeoutMS=5000,
+        socketTimeoutMS=settings.mongodb_socket_timeout_ms,
         appname=f"attune-{settings.service_name}",
         tz_aware=True,
     )

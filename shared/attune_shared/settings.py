@@ -40,6 +40,11 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     mongodb_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
     mongodb_database: str | None = Field(default=None, description="defaults to attune_<service>")
+    # How long one store command's reply may take: past it the command fails (NetworkTimeout) and the
+    # batch is retried like any store error. Without it a command the store never answers (a wedged
+    # database, a session behind a lock never released, a peer gone without closing the connection)
+    # stops a consumer for ever without a word. Well above any single command's time.
+    mongodb_socket_timeout_ms: int = Field(default=60_000, ge=100, le=3_600_000)
     attune_env: Literal["development", "production"] = "development"
     attune_pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     attune_tokens_file: Path = DEV_TOKENS_FILE
