@@ -6,7 +6,7 @@ Intake validates records against these shapes and classifies what fails (attune_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, ClassVar, Final, Literal, Self, TypeAlias, get_args
 
 from pydantic import AwareDatetime, Field, TypeAdapter, field_validator, model_validator
@@ -30,6 +30,14 @@ from attune_shared.events.common import (
 )
 from attune_shared.instruments import InstrumentName
 from attune_shared.topics import Topics
+
+# The instants an EHR's occurred_at may name, in UTC: 1900 up to the end of 2999. A clock years off
+# is accepted; a sentinel such as 0001-01-01 or 9999-12-31 (the "min/max date" of many libraries), or
+# an offset that pushes one past what a UTC timestamp can hold, is no time care happened, and the
+# services' date arithmetic (21 days later, a month before) cannot be done on it: a schema_violation,
+# where it used to stop measures' and alerts' partitions for ever (tests/faults/test_infra_faults.py).
+OCCURRED_FROM: Final = datetime(1900, 1, 1, tzinfo=UTC)
+OCCURRED_UNTIL: Final = datetime(3000, 1, 1, tzinfo=UTC)
 
 MAX_RECORD_BYTES: Final = 64 * 1024  # contract section 2: "a record over 64 KiB" (exactly 64 KiB is accepted)
 
@@ -167,6 +175,14 @@ class EhrEnvelope(Frozen):
     clinic_id: Code
     occurred_at: AwareDatetime
     payload: EhrPayload
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _occurred_in_range(cls, at: datetime) -> datetime:
+        # compared as instants (no conversion to UTC, which overflows at the edges of the calendar)
+        if not OCCURRED_FROM <= at < OCCURRED_UNTIL:
+            raise ValueError("must be an instant from 1900-01-01T00:00:00Z up to the end of 2999 (UTC)")
+        return at
 
     @model_validator(mode="after")
     def _payload_matches_type(self) -> Self:
