@@ -60,6 +60,7 @@ class ChainRun:
     cpu_us_per_event: dict[str, float] = field(default_factory=dict)
     infra_cpu_us_per_event: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    error: str = ""  # why it did not finish: a stage that exited, or the time was up
 
 
 def chain_names(prefix: str) -> tuple[list[str], list[str]]:
@@ -206,6 +207,7 @@ async def four_stage_chain(
     finished: float | None = None
     lines: list[dict[str, Any]] = []
     infra_cpu: dict[str, float] = {}
+    error = ""
     try:
         for i in range(STAGES):
             procs.append(
@@ -242,7 +244,9 @@ async def four_stage_chain(
         finished = lines[-1]["at"]
         infra_cpu = infra_cpu_between(infra_before, infra_readings(infra))
     except TimeoutError:
-        pass
+        error = f"not done within {timeout:.0f}s"
+    except RuntimeError as exc:  # a stage exited before it was done (its error is on stderr)
+        error = str(exc)
     finally:
         for proc in procs:
             if proc.returncode is None:
@@ -263,6 +267,7 @@ async def four_stage_chain(
         },
         infra_cpu_us_per_event={n: round(1e6 * s / total, 1) for n, s in with_store(infra_cpu).items()},
         peak_rss_mb={f"stage{i + 1}": round(line["peak_rss_mb"], 1) for i, line in enumerate(lines)},
+        error=error,
     )
     return run
 

@@ -767,7 +767,7 @@ def _comparisons(
         console.print(
             f"  four-stage chain: {res.chain.events_per_second} events/s"
             if res.chain.drained
-            else f"  [red]four-stage chain did not finish in {timeout:.0f}s[/]"
+            else f"  [red]four-stage chain did not finish: {res.chain.error}[/]"
         )
 
     for rate in rates:
@@ -976,7 +976,7 @@ def report_rows(res: Results) -> list[tuple[str, str]]:
             rows.append(("  chain CPU us per inbound event", _joined({**c.cpu_us_per_event, **infra})))
             rows.append(("  chain peak RSS per stage (MB)", _joined(c.peak_rss_mb)))
         else:
-            rows.append((head, f"did not finish in time ({c.stage_records} records per stage done)"))
+            rows.append((head, f"did not finish: {c.error}"))
     if res.raw_limit_eps:
         rows.append(
             ("raw limit (aiokafka + insert_many, one hop, no logic)", f"{res.raw_limit_eps} events/s")
