@@ -9,22 +9,33 @@ import logging
 import random
 import ssl
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.errors import (
     AuthenticationFailedError,
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
+    InvalidProducerEpoch,
     KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
     SaslAuthenticationFailed,
     TopicAuthorizationFailedError,
+    UnknownProducerId,
     UnsupportedSaslMechanismError,
 )
 from faststream import AckPolicy
@@ -292,8 +303,46 @@ def batch_subscriber(
             BATCH_DURATION.labels(topic).observe(time.monotonic() - started)
 
 
+# After these an idempotent producer never sends again: aiokafka's sender stops and fails every later
+# send with the same error. A broker restart can leave the producer's sequence numbers out of step
+# with the broker's (OutOfOrderSequenceNumber); only a new producer (a new producer id, sequences
+# from 0) sends again.
+PRODUCER_LOST = (OutOfOrderSequenceNumber, ProducerFenced, InvalidProducerEpoch, UnknownProducerId)
+
+
+_UNCONNECTED: weakref.WeakSet[KafkaBroker] = weakref.WeakSet()  # a renewal could not connect (yet)
+
+
+async def renew_producer(broker: KafkaBroker) -> None:
+    """Replace the broker's producer by a new one with the same settings (connected, or the error)."""
+    fast: Any = broker.config.producer
+    _UNCONNECTED.add(broker)
+    if fast:  # a dead producer's sender has stopped, so its stop does not wait for its batches
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(fast.disconnect(), timeout=10)
+    producer = AIOKafkaProducer(**broker._connection_kwargs)
+    await fast.connect(producer, serializer=fast.serializer, codec=fast.codec)
+    _UNCONNECTED.discard(broker)
+
+
 async def publish_all(broker: KafkaBroker, records: Iterable[OutRecord]) -> int:
-    """Publish records concurrently and return once Kafka acknowledged every one of them."""
+    """Publish records concurrently and return once Kafka acknowledged every one of them.
+
+    A producer that can never send again (PRODUCER_LOST) is replaced and the error raised: the batch
+    is retried with the new producer (a consumer's batch until it succeeds; an HTTP request answers
+    an error and the EHR sends again). A producer that a failed renewal left unconnected is connected
+    first."""
+    if broker in _UNCONNECTED:
+        await renew_producer(broker)
+    try:
+        return await _publish_all(broker, records)
+    except PRODUCER_LOST as exc:
+        log.warning("producer_renewed", error=type(exc).__name__)
+        await renew_producer(broker)
+        raise
+
+
+async def _publish_all(broker: KafkaBroker, records: Iterable[OutRecord]) -> int:
     futures = []
     counts: dict[str, int] = {}
     for rec in records:
