@@ -138,6 +138,8 @@ class Recovery:
     fault: str
     at_s: float
     ended_s: float
+    before: int | None  # the total lag's median in the minute before the fault
+    back_to: int  # what counts as back: the threshold, or the level before the fault if higher
     peak_lag: int | None
     recovered_after_s: float | None  # from the fault's end; None: not back to about 0 in time
     recovered: bool
@@ -149,21 +151,29 @@ def judge_recovery(
     *,
     threshold: int,
     end: float,
+    before_s: float = 60.0,
 ) -> list[Recovery]:
     """For each fault (name, start, end; seconds into the run) the first lag sample at or after its
-    end with a total lag of at most `threshold`; it must come before the next fault starts (the last
-    fault: before `end`). Samples of None (the broker did not answer) are skipped."""
+    end with a total lag of at most `threshold`, or of the level before the fault when that was
+    higher (a consumer that always runs some records behind under load is back when it is back
+    there); it must come before the next fault starts (the last fault: before `end`). Samples of
+    None (the broker did not answer) are skipped."""
     out: list[Recovery] = []
     for i, (name, started, ended) in enumerate(faults):
         limit = faults[i + 1][1] if i + 1 < len(faults) else end
+        earlier = [v for t, v in lag if v is not None and started - before_s <= t < started]
+        level = int(statistics.median(earlier)) if earlier else None
+        back_to = max(threshold, level or 0)
         window = [(t, v) for t, v in lag if v is not None and started <= t <= limit]
         peak = max((v for _, v in window), default=None)
-        back = next((t for t, v in window if t >= ended and v <= threshold), None)
+        back = next((t for t, v in window if t >= ended and v <= back_to), None)
         out.append(
             Recovery(
                 fault=name,
                 at_s=round(started, 1),
                 ended_s=round(ended, 1),
+                before=level,
+                back_to=back_to,
                 peak_lag=peak,
                 recovered_after_s=None if back is None else round(back - ended, 1),
                 recovered=back is not None,
@@ -628,16 +638,19 @@ def show(report: dict[str, Any], console: Console) -> None:
         "fault",
         "at",
         "took",
+        "lag before",
         "peak lag",
-        "lag back to ≤ threshold after",
+        "back (≤ threshold or lag before) after",
         "recovered",
-        title=f"Faults (lag threshold {report['config']['lag_threshold']} records)",
+        title=f"Faults (lag threshold {report['config']['lag_threshold']} records; lag before: median of the "
+        "minute before the fault)",
     )
     for r in report["faults"]:
         faults.add_row(
             r["fault"],
             f"{r['at_s']:.0f} s",
             f"{r['ended_s'] - r['at_s']:.1f} s",
+            "—" if r["before"] is None else str(r["before"]),
             "—" if r["peak_lag"] is None else str(r["peak_lag"]),
             "—" if r["recovered_after_s"] is None else f"{r['recovered_after_s']:.0f} s",
             "yes" if r["recovered"] else "[red]no[/]",

@@ -90,6 +90,16 @@ def test_lag_unknown_while_the_broker_is_away_is_skipped() -> None:
     assert r.recovered and r.recovered_after_s == 3.0 and r.peak_lag == 20
 
 
+def test_a_consumer_that_runs_behind_under_load_is_back_at_its_level_before_the_fault() -> None:
+    # reporting runs ~200 records behind on a loaded machine: back once it is back there, not at 50
+    lag = [(0.0, 180), (20.0, 220), (40.0, 200), (65.0, 900), (80.0, 600), (95.0, 210), (110.0, 190)]
+    (r,) = judge_recovery(lag, [("store stopped 15 s", 60.0, 75.0)], threshold=50, end=120.0)
+    assert r.before == 200 and r.back_to == 200
+    assert r.recovered and r.recovered_after_s == 35.0  # 210 > 200 at 95 s; 190 at 110 s
+    (strict,) = judge_recovery(lag, [("store stopped 15 s", 60.0, 75.0)], threshold=50, end=105.0)
+    assert not strict.recovered
+
+
 def test_lag_below_the_threshold_during_the_fault_does_not_count_as_recovery() -> None:
     lag = [(0.0, 0), (5.0, 0), (25.0, 300)]
     (r,) = judge_recovery(lag, [("store stopped 15 s", 1.0, 20.0)], threshold=50, end=30.0)
