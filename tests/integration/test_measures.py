@@ -471,8 +471,9 @@ async def test_new_response_keys_are_claimed_not_looked_up_and_stored_ones_are_s
             self.ids: list[Any] = []
 
         def started(self, event: monitoring.CommandStartedEvent) -> None:
-            if event.command_name == "find" and event.command["find"] == "responses":
-                self.ids.append(event.command["filter"].get("_id"))
+            filt = event.command.get("filter", {})
+            if event.command_name == "find" and event.command["find"] == "responses" and "_id" in filt:
+                self.ids.append(filt["_id"])
 
         def succeeded(self, event: Any) -> None: ...
 

@@ -3,45 +3,44 @@
 `responses` holds one document per `(source, response_id)` (`_id` = "source|response_id"): the version
 kept (items, status, times), its group `series_key` (episode + instrument, indexed: one group is one
 series), and the last published revision, fingerprint and scores. Times are kept as the ISO text they
-arrived in, so a stored version re-serialises exactly as it did when it was first published.
+arrived in, so a stored version re-serialises exactly as it did when it was first published. A batch
+reads its groups with one find on `series_key` (`$in`), the read API an episode's groups the same way.
 
-`series` lists, per `series_key`, the responses ever stored in that group (`members`), so a batch
-reads its groups by `_id` alone (designed when the local store, FerretDB on SQLite, served only a lone
-`_id` equality from an index; on MongoDB and on the PostgreSQL stand-in a find on `series_key` is
-indexed too, and whether it would cost less is for a measurement to say). A member whose stored `series_key` has
-since changed (an amendment moved it) is filtered out on reading; memberships are written before the
-responses, so a crash in between leaves at most a member not stored yet, which reads as absent.
+`series` keeps, per outcome group (ORS, PHQ-9, GAD-7), the primary scores in session order that the
+pipeline settled (`scores`), which a trajectory fit reads without reading the responses.
 
 `response_keys` holds the `_id` of every response ever stored, claimed before the response is
-written. A batch inserts the keys of the responses it does not hold already: a key that goes in was
+written. A batch inserts the keys of the responses its groups did not hold: a key that goes in was
 never stored, so it needs no lookup (a backfill's responses are nearly all new, and one insert of a
-batch's keys costs far less than a lookup each); only a key that clashes (an amendment, a replay,
-or a claim whose write a crash lost) is looked up.
+batch's keys costs less than a lookup each on MongoDB and far less on the local stand-in, which
+answers `$in` one value at a time); only a key that clashes (an amendment that moved a response to
+another group, a replay, or a claim whose write a crash lost) is looked up.
 
-The read API (api.py) reads an episode the same way, by `_id` alone: its groups' `series` documents
-(one per instrument), then their members. A caseload starts from one find on `clinician_id`
-(indexed on MongoDB and on the PostgreSQL stand-in). `audit` records every
-read of the API (who, what, when, outcome), refusals included.
+A caseload starts from one find on `clinician_id` (indexed). `audit` records every read of the API
+(who, what, when, outcome), refusals included.
 
-Each series write also sets a fresh `stamp`. The store keeps, in memory, the groups this process
-wrote last and their stamps: while a group's stored stamp is still the one written here, nobody else
-has written it since and its members are taken from memory, so a batch reads one `series` document
-per group instead of every member. Any other stamp (another replica, a crash, a restart) means the
-group is read from the store again.
+The store also remembers, for a bounded number of responses, the `Tracked` it last wrote or read
+with the `version` it has in the store: a response read back at that same version is taken from
+memory, with what this process last computed for it (versions.Tracked.computed), so an unchanged
+member of a group is not recomputed at every batch. The stored `version` decides, so a write made
+anywhere else (another replica, a zombie, a restart) is simply read as it is.
 """
 
 from __future__ import annotations
 
-import uuid
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_measures.dead_letters import MeasuresDeadLetter
+from attune_measures.domain.revisions import Computed
+from attune_measures.domain.thresholds import ScoringThresholds
 from attune_measures.domain.versions import ResponseVersion, Tracked, shared
 from attune_measures.ports import Loaded, ResponseQueries, ResponseStore
 from attune_shared.instruments import INSTRUMENTS
@@ -49,6 +48,7 @@ from attune_shared.mongo import (
     ConcurrentUpdate,
     bulk_write,
     find_by_ids,
+    find_in,
     insert_clashing,
     keep_dead_letters,
     replace_versioned,
@@ -79,6 +79,8 @@ def response_doc(tracked: Tracked, version: int) -> dict[str, Any]:
         "scores": dict(tracked.scores) if tracked.scores is not None else None,
         "revision": tracked.revision,
         "fingerprint": tracked.fingerprint,
+        "trajectory": tracked.trajectory,
+        "computed": _computed_text(tracked),
         "version": version,
         "updated_at": datetime.now(UTC),
     }
@@ -108,53 +110,58 @@ def tracked_from_doc(doc: Mapping[str, Any]) -> Tracked:
         revision=doc["revision"],
         fingerprint=doc.get("fingerprint"),
         scores={shared(k): v for k, v in scores.items()} if scores is not None else None,
+        trajectory=doc.get("trajectory"),
+        computed=_computed(doc.get("computed"), response, doc.get("fingerprint")),
     )
 
 
-@dataclass
-class _Written:
-    """Groups this process wrote last: stamp and members, and the members' stored versions.
+# What the pipeline last computed for a response (revisions.Computed: its basis, digest and primary
+# score), kept with it so that a member read back is not recomputed while its basis is unchanged: the
+# basis is (the response, the thresholds, one string of the rest), so it is stored as that string and
+# the thresholds' values, the digest being the stored fingerprint. One text field: the local stand-in
+# decodes documents field by field.
 
-    At most about `limit` responses are held. A full memory takes no new group but keeps updating
-    the ones it holds: a backfill touches every group once per simulated week, so a memory that
-    dropped everything when full (or dropped the least recently written) would never hold a group
-    until its next turn once the groups outgrow it, and would read every member back each time;
-    keeping the first groups serves about `limit` / total of the turns. Groups that keep growing
-    past the limit give way from the most recently remembered end.
-    """
 
-    limit: int
-    stamps: dict[str, str] = field(default_factory=dict)
-    members: dict[str, frozenset[str]] = field(default_factory=dict)
-    docs: dict[str, tuple[Tracked, int]] = field(default_factory=dict)
+@lru_cache(maxsize=256)
+def _thresholds_text(thresholds: ScoringThresholds) -> str:
+    return json.dumps(asdict(thresholds), sort_keys=True, separators=(",", ":"))
 
-    def forget(self, series: Iterable[str]) -> None:
-        for s in series:
-            self.stamps.pop(s, None)
-            for key in self.members.pop(s, frozenset()):
-                self.docs.pop(key, None)
 
-    def remember(self, series: str, stamp: str, members: Mapping[str, tuple[Tracked, int]]) -> None:
-        held = series in self.members
-        self.forget([series])
-        if not held and len(self.docs) + len(members) > self.limit:
-            return
-        self.stamps[series] = stamp
-        self.members[series] = frozenset(members)
-        self.docs.update(members)
-        while len(self.docs) > self.limit and len(self.members) > 1:
-            self.forget([next(reversed(self.members))])
+@lru_cache(maxsize=256)
+def _thresholds(text: str) -> ScoringThresholds:
+    return ScoringThresholds(**json.loads(text))
+
+
+def _computed_text(tracked: Tracked) -> str | None:
+    """The stored form of `tracked.computed`, when it was computed for this response and fingerprint."""
+    c = tracked.computed
+    if not isinstance(c, Computed) or c.digest != tracked.fingerprint or len(c.basis) != 3:
+        return None
+    response, thresholds, rest = c.basis
+    if (
+        response != tracked.response
+        or not isinstance(thresholds, ScoringThresholds)
+        or not isinstance(rest, str)
+    ):
+        return None
+    return json.dumps([rest, _thresholds_text(thresholds), c.primary], separators=(",", ":"))
+
+
+def _computed(text: str | None, response: ResponseVersion, fingerprint: str | None) -> Computed | None:
+    if text is None or fingerprint is None:
+        return None
+    rest, thresholds, primary = json.loads(text)
+    return Computed((response, _thresholds(thresholds), rest), fingerprint, primary)
 
 
 class MeasuresStore(ResponseStore, ResponseQueries):
     """Repository over measures' database (the ports of ports.py)."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, remember: int = 35_000) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.db = db
         self.responses = db["responses"]
         self.series = db["series"]
         self.keys = db["response_keys"]
-        self.written = _Written(limit=remember)
         self.dead_letters = db["dead_letters"]
         self.audit_log = db["audit"]
 
@@ -174,30 +181,20 @@ class MeasuresStore(ResponseStore, ResponseQueries):
     async def load(self, *, keys: Iterable[str] = (), series_keys: Iterable[str] = ()) -> Loaded:
         """These responses and every current member of these groups.
 
-        The keys not held already are claimed in `response_keys` first (see the module docstring),
-        so the responses looked up are the members of groups not remembered and the claimed keys
-        that clashed.
+        The groups are read by `series_key`; the keys they did not hold are claimed in
+        `response_keys` (see the module docstring), and only those that clash are looked up.
         """
         key_set, series_set = set(keys), set(series_keys)
         loaded = Loaded({}, {})
         if not key_set and not series_set:
             return loaded
-        groups = await find_by_ids(self.series, sorted(series_set))
-        known = self.written
-        members: set[str] = set()
-        for g in groups:
-            if g.get("stamp") is not None and known.stamps.get(g["_id"]) == g["stamp"]:
-                for key in known.members[g["_id"]]:
-                    loaded.book[key], loaded.versions[key] = known.docs[key]
-            else:
-                members.update(g.get("members", []))
-        unknown = sorted(key_set - loaded.book.keys() - members)
+        docs = await find_in(self.responses, "series_key", sorted(series_set))
+        unknown = sorted(key_set - {d["_id"] for d in docs})
         clashing = await insert_clashing(self.keys, [{"_id": k} for k in unknown])
-        stored = {unknown[i] for i in clashing}
-        for doc in await find_by_ids(self.responses, sorted(stored | members)):
-            if doc["_id"] in key_set or doc["series_key"] in series_set:
-                loaded.book[doc["_id"]] = tracked_from_doc(doc)
-                loaded.versions[doc["_id"]] = int(doc.get("version", 0))
+        docs += await find_by_ids(self.responses, [unknown[i] for i in clashing])
+        for doc in docs:
+            loaded.book[doc["_id"]] = tracked_from_doc(doc)
+            loaded.versions[doc["_id"]] = int(doc.get("version", 0))
         return loaded
 
     async def save(
@@ -210,35 +207,17 @@ class MeasuresStore(ResponseStore, ResponseQueries):
     ) -> None:
         """Write changed responses: new ones inserted, known ones replaced if nobody wrote them meanwhile.
 
-        `book` is every response the batch held (all members of the groups it touched); with it the
-        written groups are remembered (see the module docstring). `series` sets the `scores` of those
-        outcome groups (what a trajectory fit reads), in the same write as their members.
+        `series` sets the `scores` of those outcome groups (what a trajectory fit reads); `book` (every
+        response the batch held) is not needed here.
         """
-        series = series or {}
-        groups: dict[str, list[str]] = {}
-        for t in changed:
-            groups.setdefault(t.response.series_key, []).append(t.response.key)
-        stamps = {s: uuid.uuid4().hex for s in groups}
-        self.written.forget(groups)
-        ops = [
-            UpdateOne(
-                {"_id": s},
-                {
-                    "$addToSet": {"members": {"$each": sorted(k)}},
-                    "$set": {"stamp": stamps[s], **({"scores": list(series[s])} if s in series else {})},
-                },
-                upsert=True,
+        if series:
+            await bulk_write(
+                self.series,
+                [
+                    UpdateOne({"_id": s}, {"$set": {"scores": list(v)}}, upsert=True)
+                    for s, v in sorted(series.items())
+                ],
             )
-            for s, k in sorted(groups.items())
-        ]
-        # A group an amendment moved a member out of: only its scores change.
-        ops += [
-            UpdateOne({"_id": s}, {"$set": {"scores": list(v)}})
-            for s, v in sorted(series.items())
-            if s not in groups
-        ]
-        if ops:
-            await bulk_write(self.series, ops)
         new = [response_doc(t, 1) for t in changed if t.response.key not in versions]
         old = [t for t in changed if t.response.key in versions]
         if await insert_clashing(self.responses, new):
@@ -248,37 +227,19 @@ class MeasuresStore(ResponseStore, ResponseQueries):
             matched = await replace_versioned(self.responses, items)
             if matched != len(old):
                 raise ConcurrentUpdate(f"{len(old) - matched} response(s) changed concurrently")
-        if book is not None:
-            written = {t.response.key: t for t in changed}
-            by_series: dict[str, dict[str, tuple[Tracked, int]]] = {s: {} for s in stamps}
-            for k, t in book.items():
-                if k in written or k in versions:
-                    now = written.get(k, t)
-                    members = by_series.get(now.response.series_key)
-                    if members is not None:
-                        members[k] = (now, versions.get(k, 0) + 1 if k in written else versions[k])
-            for s, stamp in stamps.items():
-                self.written.remember(s, stamp, by_series[s])
 
     async def keep_dead_letters(self, *, letters: Sequence[MeasuresDeadLetter]) -> None:
         """Keep dead letters for an operator (a re-consumed record keeps its first copy)."""
         await keep_dead_letters(self.dead_letters, letters)
 
     async def episode_responses(self, *, episode_ids: Iterable[str]) -> dict[str, list[Tracked]]:
-        """Every response of these episodes, by episode (an episode without any is absent).
-
-        Read by `_id` alone: the `series` document of each instrument, then its members; a member that
-        an amendment moved to another group is kept only if it moved within these episodes.
-        """
-        wanted = set(episode_ids)
-        groups = await find_by_ids(
-            self.series, [f"{e}:{i}" for e in sorted(wanted) for i in INSTRUMENTS], {"members": 1}
-        )
-        members = sorted({m for g in groups for m in g.get("members", [])})
+        """Every response of these episodes, by episode (an episode without any is absent): the groups
+        of each instrument, by `series_key`."""
+        wanted = sorted(set(episode_ids))
+        groups = [f"{e}:{i}" for e in wanted for i in INSTRUMENTS]
         out: dict[str, list[Tracked]] = {}
-        for doc in await find_by_ids(self.responses, members):
-            if doc["episode_id"] in wanted:
-                out.setdefault(doc["episode_id"], []).append(tracked_from_doc(doc))
+        for doc in await find_in(self.responses, "series_key", groups):
+            out.setdefault(doc["episode_id"], []).append(tracked_from_doc(doc))
         return out
 
     async def clinician_episodes(

@@ -31,7 +31,7 @@ from attune_measures.domain.trajectories import (
     TrajectoryModel,
 )
 from attune_measures.ports import TrajectoryStore
-from attune_shared.mongo import bulk_write, find_by_ids, insert_new
+from attune_shared.mongo import bulk_write, find_by_ids, find_in, insert_new
 
 
 def model_id(instrument: str, version: str) -> str:
@@ -86,25 +86,23 @@ class TrajectoryRepository(TrajectoryStore):
         ids = [d["_id"] async for d in self.episodes.find({}, {"_id": 1})]
         keys = [f"{e}:{i}" for e in sorted(ids) for i in TRAJECTORY_INSTRUMENTS]
         out: list[EpisodeScores] = []
-        legacy: dict[str, list[str]] = {}
-        for doc in await find_by_ids(self.series, keys, {"scores": 1, "members": 1}):
+        legacy: list[str] = []
+        for doc in await find_by_ids(self.series, keys, {"scores": 1}):
             instrument = str(doc["_id"]).rsplit(":", 1)[1]
             if doc.get("scores") is not None:
                 if doc["scores"]:
                     out.append(EpisodeScores(instrument, tuple(float(s) for s in doc["scores"])))
-            elif doc.get("members"):
-                legacy[doc["_id"]] = list(doc["members"])
+            else:
+                legacy.append(doc["_id"])
         if legacy:
             out += await self._scored(legacy)
         return out
 
-    async def _scored(self, groups: dict[str, list[str]]) -> list[EpisodeScores]:
+    async def _scored(self, groups: list[str]) -> list[EpisodeScores]:
         """Groups stored before the pipeline kept their scores: their primary scores from the responses."""
-        members = sorted({m for ms in groups.values() for m in ms})
         by_group: dict[str, list[Any]] = {}
-        for doc in await find_by_ids(self.responses, members):
-            if doc["series_key"] in groups:  # an amendment may have moved a member elsewhere
-                by_group.setdefault(doc["series_key"], []).append(tracked_from_doc(doc))
+        for doc in await find_in(self.responses, "series_key", groups):
+            by_group.setdefault(doc["series_key"], []).append(tracked_from_doc(doc))
         out = []
         for key, tracked in sorted(by_group.items()):
             scores: list[float] = []
