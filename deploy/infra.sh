@@ -205,6 +205,12 @@ jit = off
 # 25-statement bulk at once took every connection and waited for more for ever, wedging the store
 max_connections = $((FERRET_PG_POOL + 20))
 EOF
+  # Per-statement counts and times, for measuring the store (`deploy/infra.sh psql`, then
+  # CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT ... FROM pg_stat_statements)
+  if [[ -f "$PG_BIN/../lib/pg_stat_statements.so" ]]; then
+    echo "shared_preload_libraries = 'pg_stat_statements'"
+    echo "pg_stat_statements.max = 10000"
+  fi
 }
 
 init_postgres() {
