@@ -1,0 +1,244 @@
+"""Faults of the infrastructure under the pipeline: SIGKILL of PostgreSQL, FerretDB and the Kafka broker,
+the store's disk full, a rebalance storm, and EHR clocks far off.
+
+Each fault scenario replays the same seeded network as the no-fault run of tests/faults/test_faults.py
+(its `world` and `baseline` fixtures, its `_run` and `_check`) and must end with the same alerts, alert
+events, dead letters, report figures and stored documents, and with the simulator's ground truth:
+nothing lost, nothing doubled. The clock-skew case needs no fault and no baseline: a handful of
+records on a stack of its own. docs/reliability.md lists each scenario and its last result.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attune_cli.demo import fetch_alerts
+from attune_cli.simulator.model import OutboundRecord, Scenario
+from attune_cli.stack import SERVICES
+from tests.faults.harness import SLICES, Snapshot, StackRun, _get, infra, ready, scenario
+from tests.faults.infra_faults import (
+    SmallDisk,
+    Storm,
+    restart_postgres,
+    sigkill_postgres,
+    small_disk,
+    store_write_refused,
+)
+from tests.faults.test_faults import _check, _run, baseline, world  # noqa: F401 - the shared fixtures
+
+pytestmark = pytest.mark.faults
+
+
+def _warnings(run: StackRun, event: str) -> int:
+    """How many log lines of the run's processes carry `event` (e.g. transient_error)."""
+    n = 0
+    for procs in run.procs.values():
+        for p in procs:
+            if p.log_path is not None and p.log_path.exists():
+                n += p.log_path.read_text(errors="replace").count(f'"event": "{event}"')
+    return n
+
+
+# ---------------------------------------------------------------------- 8. SIGKILL the infrastructure
+
+
+def test_sigkill_postgres_ferretdb_and_kafka_mid_stream(
+    world: Scenario,  # noqa: F811
+    baseline: Snapshot,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    def postgres(run: StackRun) -> None:
+        n = sigkill_postgres()
+        run.note(f"postgres: SIGKILL to the postmaster and its {n - 1} backends")
+        time.sleep(5)
+        restart_postgres()
+        run.note("postgres started (crash recovery)")
+
+    def ferretdb(run: StackRun) -> None:
+        infra("kill", "ferretdb")
+        run.note("ferretdb killed (SIGKILL)")
+        time.sleep(3)
+        infra("start", "ferretdb")
+        run.note("ferretdb started")
+
+    def kafka(run: StackRun) -> None:
+        infra("kill", "kafka")
+        run.note("kafka killed (SIGKILL)")
+        time.sleep(3)
+        infra("start", "kafka")
+        run.note("kafka started")
+
+    run, snap = _run("infra-sigkill", tmp_path, world, {0: postgres, 2: ferretdb, 3: kafka}, pause_s=0.5)
+    assert run.events[-1] == "running at the end: 4 of 4", run.events  # retried, none died
+    _check("sigkill postgres, ferretdb, kafka", run, snap, baseline)
+
+
+# ---------------------------------------------------------------------- 9. the store's disk full
+
+DISK_MB = 96
+FULL_S = 20
+
+
+@pytest.mark.skipif(SmallDisk.unavailable() is not None, reason=str(SmallDisk.unavailable()))
+def test_store_disk_full_for_20_seconds(
+    world: Scenario,  # noqa: F811
+    baseline: Snapshot,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    records = list(world.records)
+    size = -(-len(records) // SLICES)
+    seen: dict[str, set[int | None]] = defaultdict(set)
+    refused: list[str | None] = []
+    with small_disk(DISK_MB) as disk:
+        run = StackRun("disk-full", tmp_path).start()
+        try:
+            run.publish(world, records[: 2 * size])
+            time.sleep(0.3)
+            run.note(
+                f"{disk.tables()} tables and indexes on a {DISK_MB} MiB tmpfs, {disk.used_mb()} MiB used"
+            )
+            run.note(f"disk filled (filler {disk.fill()} MiB)")
+            refused.append(store_write_refused(run))
+            run.publish(world, records[2 * size : 3 * size])  # intake must write its receipts now
+            until = time.monotonic() + FULL_S
+            while time.monotonic() < until:
+                for name in SERVICES:
+                    seen[name].add(ready(run.live(name)))
+                time.sleep(1)
+            transient = _warnings(run, "transient_error")
+            disk.free()
+            run.note(
+                f"disk freed after {FULL_S} s; {transient} transient errors logged; /readyz {dict(seen)}"
+            )
+            refused.append(store_write_refused(run))
+            run.publish(world, records[3 * size :])
+            run.settle()
+            snap = run.snapshot(world)
+            run.note(f"running at the end: {run.running()}, {disk.used_mb()} MiB used")
+        finally:
+            run.stop()
+    # The store refused writes while full (ENOSPC under PostgreSQL) and took them again once freed.
+    assert refused[0] is not None and refused[1] is None, refused
+    assert transient > 0, "no service met the full disk"
+    assert "running at the end: 4 of 4" in run.events[-1], run.events  # retried, no crash loop
+    _check("store disk full 20 s", run, snap, baseline)
+
+
+# ---------------------------------------------------------------------- 10. rebalance storm
+
+
+ROUNDS = 4
+
+
+def test_rebalance_storm_during_the_drain(
+    world: Scenario,  # noqa: F811
+    baseline: Snapshot,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    run = StackRun("storm", tmp_path).start()
+    try:
+        with Storm(run) as storm:
+            # the stream goes out over the storm's first rounds; the storm goes on into the drain
+            run.drive(world, {i: lambda _: time.sleep(3) for i in range(SLICES - 1)}, pause_s=0)
+            deadline = time.monotonic() + 120
+            while storm.rounds < ROUNDS and storm.error is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+        assert storm.error is None, repr(storm.error)
+        run.settle()
+        snap = run.snapshot(world)
+        first = [p.proc is not None and p.proc.poll() is None for p in (run.procs[n][0] for n in SERVICES)]
+        run.note(f"running at the end: {run.running()}")
+    finally:
+        run.stop()
+    assert storm.rounds >= ROUNDS, storm.rounds
+    assert all(first), run.events  # the first instances rode out every rebalance
+    _check("rebalance storm", run, snap, baseline)
+
+
+# ---------------------------------------------------------------------- 11. clock skew
+
+# occurred_at as an EHR with a wrong clock (or a wrong year) may send it.
+SKEWED = {
+    "far-future": "2999-01-01T00:00:00+00:00",
+    "last-instant": "9999-12-31T23:59:59+00:00",
+    "epoch": "1970-01-01T00:00:00+00:00",
+    "first-instant": "0001-01-01T00:00:00+00:00",
+    "old-offset": "1900-01-01T00:00:00-05:00",
+    "past-utc-range": "9999-12-31T23:59:59-14:00",  # after 9999-12-31 in UTC
+    "before-utc-range": "0001-01-01T00:00:00+14:00",  # before 0001-01-01 in UTC
+    "naive": "2026-11-30T10:00:00",  # no offset: the contract rejects it
+}
+# What intake does with each: the contract asks for RFC 3339 with an offset (a naive timestamp is a
+# schema_violation); an instant from 1900 up to the end of 2999 (UTC) is accepted, however far from
+# today; a sentinel or an offset past the calendar's edge is a schema_violation too (see
+# attune_shared.events.ehr: it used to stop measures' and alerts' partitions).
+REJECTED = {"naive", "last-instant", "first-instant", "past-utc-range", "before-utc-range"}
+
+
+def _envelope(n: str, kind: str, at: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": f"ehr-skew:{n}",
+        "event_type": kind,
+        "schema_version": 1,
+        "source": "ehr-skew",
+        "clinic_id": "north-01",
+        "occurred_at": at,
+        "payload": payload,
+    }
+
+
+def _skewed_records() -> list[OutboundRecord]:
+    """Per case, one client: referred, a session with the skewed time, a PHQ-9 with item 9 = 2 with the
+    skewed time, then the same at a sane time. The last two must raise one safety alert after the skewed
+    records on the same partition, whatever became of those."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    out: list[OutboundRecord] = []
+    for case, at in SKEWED.items():
+        mrn = f"MRN-SKEW-{case}"
+        key = f"north-01:{mrn}".encode()
+        sane = (now - timedelta(days=3)).isoformat()
+        phq = {
+            "mrn": mrn,
+            "status": "completed",
+            "instrument": "PHQ-9",
+            "respondent": "client",
+            "clinician_id": "c-skew",
+            "items": [1, 1, 1, 1, 1, 1, 1, 1, 2],
+        }
+        session = {"mrn": mrn, "appointment_id": "a1", "clinician_id": "c-skew", "modality": "video"}
+        envs = [
+            _envelope(f"{case}-referred", "client.referred", sane, {"mrn": mrn, "referred_on": sane[:10]}),
+            _envelope(f"{case}-session", "session.attended", at, session),
+            _envelope(f"{case}-phq-skewed", "questionnaire.completed", at, {**phq, "response_id": "r1"}),
+            _envelope(
+                f"{case}-phq", "questionnaire.completed", now.isoformat(), {**phq, "response_id": "r2"}
+            ),
+        ]
+        out.extend(OutboundRecord(key, json.dumps(e).encode(), "event") for e in envs)
+    return out
+
+
+def test_clock_skew_is_handled_as_the_contract_says(tmp_path: Path) -> None:
+    # the wall clock, as in production (the event clock would take a far-future event for "now")
+    run = StackRun("clock-skew", tmp_path, env_extra={"ATTUNE_ALERTS_CLOCK": "wall"}).start()
+    try:
+        run.publish(scenario(), _skewed_records())
+        run.settle(timeout=120)
+        alerts = fetch_alerts(run.live("alerts").url)
+        dead = _get(f"{run.live('intake').url}/v1/admin/dead-letters", "dev-admin", limit=1)["counts_by_code"]
+        run.note(f"running at the end: {run.running()}")
+    finally:
+        run.stop()
+    assert run.events[-1] == "running at the end: 4 of 4", run.events  # nothing crashed
+    # the skewed session and PHQ-9 of each rejected case are dead letters, nothing else is
+    assert dict(dead) == {"schema_violation": 2 * len(REJECTED)}, dead
+    # every client's safety alert was raised after its skewed records: no partition stalled on them
+    rules = Counter((a["rule_id"], a["status"]) for a in alerts)
+    assert rules == {("safety.phq9-item9", "open"): len(SKEWED)}, rules
