@@ -373,12 +373,14 @@ class AlertsStore(ConsumerStore, ChangeLog, SweepStore, Outbox, AlertQueries):
         return [stored_from_doc(d) async for d in self.alerts.find({"status": "open"})]
 
     async def count_unresolved(self) -> dict[str, int]:
-        """Unresolved alerts per severity."""
-        pipeline: list[dict[str, Any]] = [
-            {"$match": {"status": {"$in": ["open", "acknowledged"]}}},
-            {"$group": {"_id": "$severity", "n": {"$sum": 1}}},
-        ]
-        return {d["_id"]: int(d["n"]) async for d in await self.alerts.aggregate(pipeline)}
+        """Unresolved alerts per severity: a find on `status` (index by_status) of the open and the
+        acknowledged, their severities counted here (the local stand-in reads the whole collection
+        for an aggregation's `$in`, at every sweep)."""
+        counts: dict[str, int] = {}
+        unresolved = await find_in(self.alerts, "status", ["open", "acknowledged"], {"_id": 0, "severity": 1})
+        for d in unresolved:
+            counts[d["severity"]] = counts.get(d["severity"], 0) + 1
+        return counts
 
     # ---------------------------------------------------------------- claims
 
