@@ -256,3 +256,46 @@ async def test_pushed_down_equality_filters_use_the_gin_indexes(
 
     after = await wait_for_scans(fresh_db, list(gins.values()), went_up)
     assert went_up(after), (before, after)
+
+
+def last_statement(schema: str, table: str) -> str:
+    """The query FerretDB last sent for this table, whatever its shape."""
+    rows = psql(
+        "SELECT query FROM pg_stat_activity WHERE application_name = 'FerretDB' "
+        f"AND query LIKE {literal('%FROM ' + ident(schema) + '.' + ident(table) + '%')} "
+        "ORDER BY query_start DESC LIMIT 1"
+    )
+    assert rows, "FerretDB's statement is not among its sessions' last ones"
+    return rows[0][0].strip()
+
+
+async def test_the_reads_that_repeat_with_the_data_are_pushed_down(
+    store: str, fresh_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    """measures reads a batch's groups by `series_key`, and alerts' sweep counts the unresolved alerts
+    by `status`: both pushed down (a WHERE on the GIN-indexed field), never the whole collection, so
+    they cost the same at any size of the data."""
+    needs_postgresql(store)
+    from attune_alerts.adapters.store import AlertsStore
+    from attune_measures.adapters.store import MeasuresStore
+    from attune_measures.domain.versions import Tracked
+    from tests.unit.measures_service.builders import srs
+
+    measures = MeasuresStore(fresh_db)
+    await measures.ensure_indexes()
+    a, b = srs("r-a", 36, 0), srs("r-b", 37, 1)
+    await measures.save(changed=[Tracked(a, 1, "fa"), Tracked(b, 1, "fb")], versions={})
+    loaded = await measures.load(keys=[a.key], series_keys=[a.series_key])
+    assert set(loaded.book) == {a.key, b.key}
+    query = last_statement(fresh_db.name, table_of(fresh_db, "responses"))
+    assert re.search(r"WHERE _jsonb->\$1 @> \$2$", query), query
+
+    alerts = AlertsStore(fresh_db)
+    await alerts.ensure_indexes()
+    statuses = ["open", "acknowledged", "resolved", "open"]
+    await alerts.alerts.insert_many(
+        [{"_id": f"al{i}", "status": statuses[i % 4], "severity": ["high", "low"][i % 2]} for i in range(40)]
+    )
+    assert await alerts.count_unresolved() == {"high": 10, "low": 20}
+    query = last_statement(fresh_db.name, table_of(fresh_db, "alerts"))
+    assert re.search(r"WHERE _jsonb->\$1 @> \$2$", query), query
