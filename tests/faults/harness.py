@@ -378,3 +378,42 @@ def ready(proc: ServiceProcess) -> int | None:
         return httpx.get(f"{proc.url}/readyz", timeout=5).status_code
     except httpx.HTTPError:
         return None
+
+
+# Results of the fault scenarios by name ("pass" or what failed), for the summary.
+RESULTS: dict[str, str] = {}
+
+
+def truth_report(snap: Snapshot) -> str:
+    """What a run got wrong against the ground truth, briefly."""
+    o = snap.outcome
+    bad = {k: v for k, v in o.figures.items() if not v["match"]}
+    return f"missing {o.alerts_missing[:5]} extra {o.alerts_extra[:5]} dead {o.dead_letters_actual} figures {bad}"
+
+
+def check(name: str, run: StackRun, snap: Snapshot, base: Snapshot, **kw: Any) -> None:
+    """Assert a fault run matches the no-fault run and the ground truth, and print what it did."""
+    diffs = snap.differences(base, **kw)
+    truth = truth_report(snap) if not snap.outcome.ok and "extra_dead" not in kw else ""
+    RESULTS[name] = "pass" if not diffs and not truth else f"FAIL {diffs} {truth}"
+    print(
+        f"\n[{name}] {len(snap.alert_ids)} alerts, {len(snap.all_alert_event_ids)} alert events "
+        f"({snap.alert_event_copies} redelivered copies), dead letters {snap.dead_letters}; "
+        f"did: {run.events}"
+    )
+    assert diffs == {}, diffs
+    assert snap.outcome.alerts_missing == [] and snap.outcome.alerts_extra == [], truth_report(snap)
+
+
+def run_scenario(
+    name: str, tmp: Path, world: Scenario, hooks: dict[int, Any], **kw: Any
+) -> tuple[StackRun, Snapshot]:
+    run = StackRun(name, tmp, env_extra=kw.pop("env", {})).start()
+    try:
+        run.drive(world, hooks, **kw)
+        run.settle()
+        snap = run.snapshot(world)
+        run.note(f"running at the end: {run.running()}")
+        return run, snap
+    finally:
+        run.stop()

@@ -23,61 +23,7 @@ import pytest
 from attune_alerts.signing import HEADER, verify
 from attune_cli.simulator.model import OutboundRecord, Scenario
 from attune_cli.stack import SERVICES
-from tests.faults.harness import Snapshot, StackRun, infra, ready, scenario
-
-RESULTS: dict[str, str] = {}
-
-
-@pytest.fixture(scope="module")
-def world() -> Scenario:
-    return scenario()
-
-
-@pytest.fixture(scope="module")
-def baseline(world: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
-    run = StackRun("no-fault", tmp_path_factory.mktemp("no-fault")).start()
-    try:
-        run.drive(world)
-        run.settle()
-        snap = run.snapshot(world)
-    finally:
-        run.stop()
-    assert snap.outcome.ok, _truth_report(snap)
-    return snap
-
-
-def _truth_report(snap: Snapshot) -> str:
-    o = snap.outcome
-    bad = {k: v for k, v in o.figures.items() if not v["match"]}
-    return f"missing {o.alerts_missing[:5]} extra {o.alerts_extra[:5]} dead {o.dead_letters_actual} figures {bad}"
-
-
-def _check(name: str, run: StackRun, snap: Snapshot, base: Snapshot, **kw: Any) -> None:
-    diffs = snap.differences(base, **kw)
-    truth = _truth_report(snap) if not snap.outcome.ok and "extra_dead" not in kw else ""
-    RESULTS[name] = "pass" if not diffs and not truth else f"FAIL {diffs} {truth}"
-    print(
-        f"\n[{name}] {len(snap.alert_ids)} alerts, {len(snap.all_alert_event_ids)} alert events "
-        f"({snap.alert_event_copies} redelivered copies), dead letters {snap.dead_letters}; "
-        f"did: {run.events}"
-    )
-    assert diffs == {}, diffs
-    assert snap.outcome.alerts_missing == [] and snap.outcome.alerts_extra == [], _truth_report(snap)
-
-
-def _run(
-    name: str, tmp: Path, world: Scenario, hooks: dict[int, Any], **kw: Any
-) -> tuple[StackRun, Snapshot]:
-    run = StackRun(name, tmp, env_extra=kw.pop("env", {})).start()
-    try:
-        run.drive(world, hooks, **kw)
-        run.settle()
-        snap = run.snapshot(world)
-        run.note(f"running at the end: {run.running()}")
-        return run, snap
-    finally:
-        run.stop()
-
+from tests.faults.harness import Snapshot, StackRun, check, infra, ready, run_scenario
 
 # ---------------------------------------------------------------------- 1. SIGKILL each service
 
@@ -91,8 +37,8 @@ def test_sigkill_each_service_mid_stream(world: Scenario, baseline: Snapshot, tm
 
         return hook
 
-    run, snap = _run("sigkill", tmp_path, world, {i: kill(n) for i, n in enumerate(SERVICES)})
-    _check("sigkill each service", run, snap, baseline)
+    run, snap = run_scenario("sigkill", tmp_path, world, {i: kill(n) for i, n in enumerate(SERVICES)})
+    check("sigkill each service", run, snap, baseline)
 
 
 # ---------------------------------------------------------------------- 2. broker restart
@@ -106,8 +52,8 @@ def test_kafka_broker_restart_mid_stream(world: Scenario, baseline: Snapshot, tm
         infra("start", "kafka")
         run.note("kafka started")
 
-    run, snap = _run("kafka-restart", tmp_path, world, {1: restart})
-    _check("kafka restart", run, snap, baseline)
+    run, snap = run_scenario("kafka-restart", tmp_path, world, {1: restart})
+    check("kafka restart", run, snap, baseline)
 
 
 # ---------------------------------------------------------------------- 3. store outage
@@ -127,11 +73,11 @@ def test_store_outage_of_15_seconds(world: Scenario, baseline: Snapshot, tmp_pat
         infra("start", "ferretdb")
         run.note("ferretdb started")
 
-    run, snap = _run("store-outage", tmp_path, world, {1: outage}, pause_s=0.3)
+    run, snap = run_scenario("store-outage", tmp_path, world, {1: outage}, pause_s=0.3)
     # Every service said it was not ready while the store was away, and recovered by itself.
     assert all(503 in codes for codes in seen.values()), dict(seen)
     assert run.events[-1] == "running at the end: 4 of 4", run.events
-    _check("store outage 15 s", run, snap, baseline)
+    check("store outage 15 s", run, snap, baseline)
 
 
 # ---------------------------------------------------------------------- 4. scale out
@@ -147,8 +93,8 @@ def test_scale_out_then_lose_the_first_instances(world: Scenario, baseline: Snap
         for name in SERVICES:
             run.signal(name, signal.SIGKILL, index=0)
 
-    run, snap = _run("scale-out", tmp_path, world, {0: second, 3: lose_first})
-    _check("scale out, then kill the first instances", run, snap, baseline)
+    run, snap = run_scenario("scale-out", tmp_path, world, {0: second, 3: lose_first})
+    check("scale out, then kill the first instances", run, snap, baseline)
 
 
 # ---------------------------------------------------------------------- 5. poison
@@ -199,9 +145,9 @@ def _poison() -> tuple[list[OutboundRecord], Counter[str]]:
 
 def test_poison_interleaved_with_valid_events(world: Scenario, baseline: Snapshot, tmp_path: Path) -> None:
     extra, codes = _poison()
-    run, snap = _run("poison", tmp_path, world, {}, extra=extra)
+    run, snap = run_scenario("poison", tmp_path, world, {}, extra=extra)
     assert run.events[-1] == "running at the end: 4 of 4", run.events  # no service restarted or died
-    _check("poison interleaved", run, snap, baseline, extra_dead=codes)
+    check("poison interleaved", run, snap, baseline, extra_dead=codes)
 
 
 # ---------------------------------------------------------------------- 6. webhook receiver trouble
@@ -302,7 +248,7 @@ def test_webhook_receiver_down_then_slow(
     assert state.refused > 0 and state.bad_signatures == 0
     assert set(state.accepted) == snap.all_alert_event_ids  # every alert event reached it
     assert max(state.accepted.values()) == 1, state.accepted.most_common(3)
-    _check("webhook receiver down, then slow", run, snap, baseline)
+    check("webhook receiver down, then slow", run, snap, baseline)
 
 
 # ---------------------------------------------------------------------- 7. SIGTERM under load
@@ -320,7 +266,9 @@ def test_sigterm_each_service_under_load(world: Scenario, baseline: Snapshot, tm
 
         return hook
 
-    run, snap = _run("sigterm", tmp_path, world, {i: term(n) for i, n in enumerate(SERVICES)}, pause_s=1)
+    run, snap = run_scenario(
+        "sigterm", tmp_path, world, {i: term(n) for i, n in enumerate(SERVICES)}, pause_s=1
+    )
     assert {n: c for n, (c, _) in exits.items()} == dict.fromkeys(SERVICES, 0), exits
     assert all(seconds < 10 for _, seconds in exits.values()), exits
-    _check("sigterm each service", run, snap, baseline)
+    check("sigterm each service", run, snap, baseline)

@@ -1,0 +1,30 @@
+"""The fault suites' shared fixtures: the seeded scenario and its one no-fault run, for the whole session.
+
+tests/faults/test_faults.py and test_infra_faults.py compare every fault run with this one baseline,
+so the no-fault run happens once per `make test`, however many fault modules run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from attune_cli.simulator.model import Scenario
+from tests.faults.harness import Snapshot, StackRun, scenario, truth_report
+
+
+@pytest.fixture(scope="session")
+def world() -> Scenario:
+    return scenario()
+
+
+@pytest.fixture(scope="session")
+def baseline(world: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+    run = StackRun("no-fault", tmp_path_factory.mktemp("no-fault")).start()
+    try:
+        run.drive(world)
+        run.settle()
+        snap = run.snapshot(world)
+    finally:
+        run.stop()
+    assert snap.outcome.ok, truth_report(snap)
+    return snap
