@@ -117,7 +117,8 @@ class Tracked:
     # The trajectory model version its expectation uses, fixed when it was first published (None: it
     # had no model then, and keeps none); see trajectories.ModelBook.model_for.
     trajectory: str | None = None
-    # What this process last computed for it (revisions.Computed): not stored, not compared.
+    # What the pipeline last computed for it (revisions.Computed), stored with it so a member read back
+    # is not recomputed while its basis is unchanged (adapters/store.py); not compared.
     computed: Any = field(default=None, compare=False, repr=False)
 
 
