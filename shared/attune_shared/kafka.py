@@ -13,7 +13,7 @@ import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import (
@@ -163,7 +163,9 @@ async def raw_body(message: Any) -> Any:
 
 
 def make_broker(settings: ServiceSettings, **extra: Any) -> KafkaBroker:
-    """A broker whose producer waits for all in-sync replicas and never duplicates on retry."""
+    """A broker whose producer waits for all in-sync replicas and is idempotent: its own retries never
+    duplicate a record. A batch retried after the producer was renewed (publish_all) can publish again
+    what the old producer wrote: consumers de-duplicate by event id."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         acks="all",
@@ -310,19 +312,68 @@ def batch_subscriber(
 PRODUCER_LOST = (OutOfOrderSequenceNumber, ProducerFenced, InvalidProducerEpoch, UnknownProducerId)
 
 
-_UNCONNECTED: weakref.WeakSet[KafkaBroker] = weakref.WeakSet()  # a renewal could not connect (yet)
+@dataclass
+class _Gate:
+    """Who publishes through one broker's producer, so that a renewal never overlaps a publish.
+
+    Every `publish_all` holds a shared slot from its first send until each of its sends has
+    completed; a renewal waits for no slot to be held and lets no new one start until the new
+    producer is connected. So one batch never spans two producers (no record of a key overtakes
+    another), the old producer has nothing pending when it stops (no late copy after the retry), and
+    a loss seen by several publishers at once renews the producer once (`generation`)."""
+
+    cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+    active: int = 0
+    renewing: bool = False
+    generation: int = 0
+    unconnected: bool = False  # a renewal could not connect (yet): the next publish connects first
+
+
+_GATES: weakref.WeakKeyDictionary[KafkaBroker, _Gate] = weakref.WeakKeyDictionary()
+
+
+def _gate(broker: KafkaBroker) -> _Gate:
+    gate = _GATES.get(broker)
+    if gate is None:
+        gate = _GATES[broker] = _Gate()
+    return gate
 
 
 async def renew_producer(broker: KafkaBroker) -> None:
-    """Replace the broker's producer by a new one with the same settings (connected, or the error)."""
+    """Replace the broker's producer by a new one with the same settings (connected, or the error).
+
+    Call it with no publish in flight (publish_all's gate sees to that): the old producer then has
+    no batch pending, and its stop returns at once."""
     fast: Any = broker.config.producer
-    _UNCONNECTED.add(broker)
-    if fast:  # a dead producer's sender has stopped, so its stop does not wait for its batches
+    if fast:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(fast.disconnect(), timeout=10)
     producer = AIOKafkaProducer(**broker._connection_kwargs)
-    await fast.connect(producer, serializer=fast.serializer, codec=fast.codec)
-    _UNCONNECTED.discard(broker)
+    try:
+        await fast.connect(producer, serializer=fast.serializer, codec=fast.codec)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await producer.stop()  # a renewal that could not connect leaves no client behind
+        raise
+
+
+async def _renew(broker: KafkaBroker, gate: _Gate, generation: int) -> None:
+    """Renew the producer once for the loss seen at `generation`, alone (no publish in flight)."""
+    async with gate.cond:
+        await gate.cond.wait_for(lambda: not gate.renewing)
+        if gate.generation != generation and not gate.unconnected:
+            return  # another publisher renewed it already
+        gate.renewing = True
+        await gate.cond.wait_for(lambda: gate.active == 0)
+    try:
+        gate.unconnected = True
+        await renew_producer(broker)
+        gate.unconnected = False
+        gate.generation += 1
+    finally:
+        async with gate.cond:
+            gate.renewing = False
+            gate.cond.notify_all()
 
 
 async def publish_all(broker: KafkaBroker, records: Iterable[OutRecord]) -> int:
@@ -331,15 +382,25 @@ async def publish_all(broker: KafkaBroker, records: Iterable[OutRecord]) -> int:
     A producer that can never send again (PRODUCER_LOST) is replaced and the error raised: the batch
     is retried with the new producer (a consumer's batch until it succeeds; an HTTP request answers
     an error and the EHR sends again). A producer that a failed renewal left unconnected is connected
-    first."""
-    if broker in _UNCONNECTED:
-        await renew_producer(broker)
+    first. A renewal waits for every publish in flight to finish and holds new ones back (_Gate)."""
+    gate = _gate(broker)
+    if gate.unconnected:
+        await _renew(broker, gate, gate.generation)
+    async with gate.cond:
+        await gate.cond.wait_for(lambda: not gate.renewing)
+        gate.active += 1
+        generation = gate.generation
     try:
         return await _publish_all(broker, records)
     except PRODUCER_LOST as exc:
-        log.warning("producer_renewed", error=type(exc).__name__)
-        await renew_producer(broker)
-        raise
+        lost: Exception = exc
+    finally:
+        async with gate.cond:
+            gate.active -= 1
+            gate.cond.notify_all()
+    log.warning("producer_renewed", error=type(lost).__name__)
+    await _renew(broker, gate, generation)
+    raise lost
 
 
 async def _publish_all(broker: KafkaBroker, records: Iterable[OutRecord]) -> int:
@@ -349,7 +410,12 @@ async def _publish_all(broker: KafkaBroker, records: Iterable[OutRecord]) -> int
         futures.append(await broker.publish(rec.value, rec.topic, key=rec.key, no_confirm=True))
         counts[rec.topic] = counts.get(rec.topic, 0) + 1
     if futures:
-        await asyncio.gather(*futures)
+        # every send completes (acknowledged or failed) before the batch answers, so nothing of a failed
+        # batch is still pending in the producer when it is retried or the producer renewed
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
     for topic, n in counts.items():
         MESSAGES_PUBLISHED.labels(topic).inc(n)
     return len(futures)

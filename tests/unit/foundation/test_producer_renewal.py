@@ -97,3 +97,79 @@ async def test_other_errors_keep_the_producer() -> None:
 
 def test_the_errors_that_lose_a_producer_are_kafka_errors_so_batches_retry() -> None:
     assert all(issubclass(e, kafka.KafkaError) for e in kafka.PRODUCER_LOST)
+
+
+class _YieldingBroker(_Broker):
+    """Yields to the loop before each send, so that two publishers are in flight at once."""
+
+    async def publish(self, value: bytes, topic: str, *, key: bytes | None, no_confirm: bool) -> Any:
+        await asyncio.sleep(0)
+        return await super().publish(value, topic, key=key, no_confirm=no_confirm)
+
+
+async def test_a_loss_seen_by_two_publishers_at_once_renews_the_producer_once() -> None:
+    broker = _YieldingBroker(OutOfOrderSequenceNumber())
+    results = await asyncio.gather(
+        publish_all(broker, RECORDS),  # type: ignore[arg-type]
+        publish_all(broker, RECORDS),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, OutOfOrderSequenceNumber) for r in results)
+    fast = broker.config.producer
+    assert fast.disconnects == 1 and len(fast.connects) == 1  # one new producer, not one per publisher
+    await fast.connects[0].stop()
+
+
+class _SlowBroker(_Broker):
+    """The first publish waits on `release`; every later one fails while the first producer is current."""
+
+    def __init__(self) -> None:
+        super().__init__(OutOfOrderSequenceNumber())
+        self.release: asyncio.Future[None] | None = None
+        self.order: list[str] = []
+
+    async def publish(self, value: bytes, topic: str, *, key: bytes | None, no_confirm: bool) -> Any:
+        if self.release is None:
+            self.release = asyncio.get_running_loop().create_future()
+            self.order.append("slow send")
+            return self.release
+        return await super().publish(value, topic, key=key, no_confirm=no_confirm)
+
+
+async def test_a_renewal_waits_for_publishes_in_flight_and_holds_new_ones_back() -> None:
+    broker = _SlowBroker()
+    fast = broker.config.producer
+    slow = asyncio.create_task(publish_all(broker, RECORDS[:1]))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert broker.release is not None
+    failing = asyncio.create_task(publish_all(broker, RECORDS))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert fast.disconnects == 0  # the slow batch is still in flight on the old producer
+    broker.release.set_result(None)
+    assert await slow == 1
+    with pytest.raises(OutOfOrderSequenceNumber):
+        await failing
+    assert fast.disconnects == 1 and len(fast.connects) == 1
+    assert await publish_all(broker, RECORDS) == 2  # type: ignore[arg-type]
+    await fast.connects[0].stop()
+
+
+async def test_a_failed_batch_answers_only_when_every_send_has_completed() -> None:
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[None] = loop.create_future()
+
+    class _Half(_Broker):
+        async def publish(self, value: bytes, topic: str, *, key: bytes | None, no_confirm: bool) -> Any:
+            if value == b"v1":
+                failed: asyncio.Future[None] = loop.create_future()
+                failed.set_exception(KafkaConnectionError("one partition away"))
+                return failed
+            return pending
+
+    broker = _Half(KafkaConnectionError("unused"))
+    task = asyncio.create_task(publish_all(broker, RECORDS))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert not task.done()  # v2 is still pending in the producer: the batch has not answered yet
+    pending.set_result(None)
+    with pytest.raises(KafkaConnectionError):
+        await task
