@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, ClassVar, Final, Literal, Self, TypeAlias, get_args
 
-from pydantic import AwareDatetime, Field, TypeAdapter, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, TypeAdapter, field_validator, model_validator
 
 from attune_shared.events.common import (
     BirthYear,
@@ -36,8 +36,29 @@ from attune_shared.topics import Topics
 # an offset that pushes one past what a UTC timestamp can hold, is no time care happened, and the
 # services' date arithmetic (21 days later, a month before) cannot be done on it: a schema_violation,
 # where it used to stop measures' and alerts' partitions for ever (tests/faults/test_infra_faults.py).
+# The same range holds for every time and date in a payload (scheduled_start, referred_on, closed_on):
+# an appointment at a sentinel stopped intake's client-state write and measures' session time alike.
 OCCURRED_FROM: Final = datetime(1900, 1, 1, tzinfo=UTC)
 OCCURRED_UNTIL: Final = datetime(3000, 1, 1, tzinfo=UTC)
+RANGE_TEXT: Final = "from 1900-01-01T00:00:00Z up to the end of 2999 (UTC)"
+
+
+def _instant_in_range(at: datetime) -> datetime:
+    # compared as instants (no conversion to UTC, which overflows at the edges of the calendar)
+    if not OCCURRED_FROM <= at < OCCURRED_UNTIL:
+        raise ValueError(f"must be an instant {RANGE_TEXT}")
+    return at
+
+
+def _day_in_range(day: date) -> date:
+    if not OCCURRED_FROM.date() <= day < OCCURRED_UNTIL.date():
+        raise ValueError("must be a date from 1900-01-01 up to 2999-12-31")
+    return day
+
+
+# An EHR's instant (RFC 3339 with an offset) or calendar date, within the range above.
+EhrInstant = Annotated[AwareDatetime, AfterValidator(_instant_in_range)]
+EhrDay = Annotated[date, AfterValidator(_day_in_range)]
 
 MAX_RECORD_BYTES: Final = 64 * 1024  # contract section 2: "a record over 64 KiB" (exactly 64 KiB is accepted)
 
@@ -60,7 +81,7 @@ class ClientReferredPayload(Frozen):
     """Payload of `client.referred`."""
 
     mrn: Ref
-    referred_on: date
+    referred_on: EhrDay
     clinician_id: Ref | None = None
     birth_year: BirthYear | None = None
     preferred_language: LanguageTag | None = None
@@ -81,7 +102,7 @@ class AppointmentScheduledPayload(Frozen):
     mrn: Ref
     appointment_id: Ref
     clinician_id: Ref
-    scheduled_start: AwareDatetime
+    scheduled_start: EhrInstant
     modality: Modality
 
 
@@ -135,7 +156,7 @@ class EpisodeClosedPayload(Frozen):
 
     mrn: Ref
     reason: ClosureReason
-    closed_on: date
+    closed_on: EhrDay
 
 
 EhrPayload: TypeAlias = (
@@ -173,16 +194,8 @@ class EhrEnvelope(Frozen):
     schema_version: SchemaVersion
     source: Code
     clinic_id: Code
-    occurred_at: AwareDatetime
+    occurred_at: EhrInstant
     payload: EhrPayload
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _occurred_in_range(cls, at: datetime) -> datetime:
-        # compared as instants (no conversion to UTC, which overflows at the edges of the calendar)
-        if not OCCURRED_FROM <= at < OCCURRED_UNTIL:
-            raise ValueError("must be an instant from 1900-01-01T00:00:00Z up to the end of 2999 (UTC)")
-        return at
 
     @model_validator(mode="after")
     def _payload_matches_type(self) -> Self:

@@ -76,3 +76,54 @@ def test_a_naive_timestamp_is_still_a_schema_violation() -> None:
     with pytest.raises(EnvelopeRejected) as caught:
         parse_envelope(_raw("2026-11-30T10:00:00"))
     assert caught.value.code == "schema_violation"
+
+
+def _with_payload(event_type: str, payload: dict[str, object]) -> bytes:
+    return json.dumps(
+        {
+            "event_id": "ehr-x:2",
+            "event_type": event_type,
+            "schema_version": 1,
+            "source": "ehr-x",
+            "clinic_id": "north-01",
+            "occurred_at": "2026-11-30T10:00:00+00:00",
+            "payload": payload,
+        }
+    ).encode()
+
+
+APPOINTMENT = {"mrn": "M1", "appointment_id": "a1", "clinician_id": "c1", "modality": "video"}
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload", "field"),
+    [
+        # an appointment at a "max date" with a local offset: intake's client state (a BSON date) and
+        # measures' session time overflowed on it, as on occurred_at (review finding)
+        (
+            "appointment.scheduled",
+            {**APPOINTMENT, "scheduled_start": "9999-12-31T23:59:59-05:00"},
+            "scheduled_start",
+        ),
+        (
+            "appointment.scheduled",
+            {**APPOINTMENT, "scheduled_start": "0001-01-01T00:00:00+01:00"},
+            "scheduled_start",
+        ),
+        ("client.referred", {"mrn": "M1", "referred_on": "9999-12-31"}, "referred_on"),
+        ("client.referred", {"mrn": "M1", "referred_on": "0001-01-01"}, "referred_on"),
+    ],
+)
+def test_a_payload_time_or_date_out_of_range_is_a_schema_violation(
+    event_type: str, payload: dict[str, object], field: str
+) -> None:
+    with pytest.raises(EnvelopeRejected) as caught:
+        parse_envelope(_with_payload(event_type, payload))
+    assert caught.value.code == "schema_violation"
+    assert caught.value.details[0]["loc"][-1] == field
+
+
+def test_a_payload_time_in_range_is_kept() -> None:
+    at = "2062-03-02T14:55:00+01:00"
+    env = parse_envelope(_with_payload("appointment.scheduled", {**APPOINTMENT, "scheduled_start": at}))
+    assert env.payload.scheduled_start == datetime.fromisoformat(at)  # type: ignore[union-attr]
