@@ -19,11 +19,10 @@ another group, a replay, or a claim whose write a crash lost) is looked up.
 A caseload starts from one find on `clinician_id` (indexed). `audit` records every read of the API
 (who, what, when, outcome), refusals included.
 
-The store also remembers, for a bounded number of responses, the `Tracked` it last wrote or read
-with the `version` it has in the store: a response read back at that same version is taken from
-memory, with what this process last computed for it (versions.Tracked.computed), so an unchanged
-member of a group is not recomputed at every batch. The stored `version` decides, so a write made
-anywhere else (another replica, a zombie, a restart) is simply read as it is.
+Each response also keeps what the pipeline last computed for it (`computed`: versions.Tracked.computed),
+so an unchanged member of a group read back is not recomputed at every batch. That memo names the
+scoring rules' versions it was computed under: after a release that changes a rule it is not trusted,
+and every member is recomputed (and revised where its content changed) at its group's next touch.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from attune_measures.dead_letters import MeasuresDeadLetter
 from attune_measures.domain.revisions import Computed
-from attune_measures.domain.thresholds import ScoringThresholds
+from attune_measures.domain.thresholds import RULE_VERSIONS, ScoringThresholds
 from attune_measures.domain.versions import ResponseVersion, Tracked, shared
 from attune_measures.ports import Loaded, ResponseQueries, ResponseStore
 from attune_shared.instruments import INSTRUMENTS
@@ -132,6 +131,11 @@ def _thresholds(text: str) -> ScoringThresholds:
     return ScoringThresholds(**json.loads(text))
 
 
+# The scoring rules' versions (and this memo's own format) a stored memo was computed under.
+_MEMO_FORMAT = 1
+_RULES_TAG = json.dumps([_MEMO_FORMAT, sorted(RULE_VERSIONS.items())], separators=(",", ":"))
+
+
 def _computed_text(tracked: Tracked) -> str | None:
     """The stored form of `tracked.computed`, when it was computed for this response and fingerprint."""
     c = tracked.computed
@@ -144,14 +148,21 @@ def _computed_text(tracked: Tracked) -> str | None:
         or not isinstance(rest, str)
     ):
         return None
-    return json.dumps([rest, _thresholds_text(thresholds), c.primary], separators=(",", ":"))
+    return json.dumps([rest, _thresholds_text(thresholds), c.primary, _RULES_TAG], separators=(",", ":"))
 
 
 def _computed(text: str | None, response: ResponseVersion, fingerprint: str | None) -> Computed | None:
+    """The stored memo, or None (recompute) when there is none, it was computed under other rule
+    versions, or it cannot be read (a memo never stops a batch: it only saves work)."""
     if text is None or fingerprint is None:
         return None
-    rest, thresholds, primary = json.loads(text)
-    return Computed((response, _thresholds(thresholds), rest), fingerprint, primary)
+    try:
+        rest, thresholds, primary, tag = json.loads(text)
+        if tag != _RULES_TAG:
+            return None
+        return Computed((response, _thresholds(thresholds), rest), fingerprint, primary)
+    except (ValueError, TypeError):
+        return None
 
 
 class MeasuresStore(ResponseStore, ResponseQueries):
