@@ -587,7 +587,12 @@ def judge(run: SoakRun, threshold: int, outcome: Outcome) -> dict[str, Any]:
         "outputs_complete": complete,
     }
     verdict["ok"] = bool(
-        verdict["flat"] and verdict["recovered_after_every_fault"] and complete and run.faults and samples
+        verdict["flat"]
+        and not verdict["undecided"]  # a series too short to judge is not shown flat
+        and verdict["recovered_after_every_fault"]
+        and complete
+        and run.faults
+        and samples
     )
     return {
         "verdict": verdict,
