@@ -46,6 +46,7 @@ from attune_cli.stack import (
     SERVICES,
     ServiceProcess,
     free_port,
+    replay_env,
     start_stack,
     stop_stack,
 )
@@ -388,13 +389,7 @@ def _run(
     run_dir = ROOT / "var" / "demo" / prefix.rstrip("_")
     settings = ServiceSettings(attune_name_prefix=prefix)
     outcome.run = {"clinics": clinics, "clients": clients, "weeks": weeks, "seed": seed, "namespace": prefix}
-    env = {
-        "ATTUNE_NAME_PREFIX": prefix,
-        "ATTUNE_ALERTS_CLOCK": "event",
-        "ATTUNE_ALERTS_SWEEP_SECONDS": "2",
-        "ATTUNE_LOG_FORMAT": "json",
-        "ATTUNE_REPORTING_GAUGE_REFRESH_S": "5",
-    }
+    env = replay_env(prefix)
     console.rule(f"[bold]Attune demo[/] (namespace {prefix}, logs in {run_dir.relative_to(ROOT)})")
     t0 = time.monotonic()
     created = asyncio.run(ensure_topics(settings))

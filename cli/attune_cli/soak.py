@@ -62,7 +62,7 @@ from attune_cli.demo import (
 from attune_cli.pipeline_state import GROUPS, drained_lags
 from attune_cli.simulator.generate import generate
 from attune_cli.simulator.model import OutboundRecord, Scenario, SimConfig, write_truth
-from attune_cli.stack import ROOT, SERVICES, ServiceProcess, start_stack, stop_stack
+from attune_cli.stack import ROOT, SERVICES, ServiceProcess, replay_env, start_stack, stop_stack
 from attune_shared.kafka_admin import ensure_topics
 from attune_shared.settings import ServiceSettings
 from attune_shared.topics import Topics
@@ -434,13 +434,7 @@ def run_soak(
         f"Kafka {settings.kafka_bootstrap_servers}, infrastructure folder {folder}"
     )
     asyncio.run(ensure_topics(settings))
-    env = {
-        "ATTUNE_NAME_PREFIX": prefix,
-        "ATTUNE_ALERTS_CLOCK": "event",
-        "ATTUNE_ALERTS_SWEEP_SECONDS": "2",
-        "ATTUNE_LOG_FORMAT": "json",
-        "ATTUNE_REPORTING_GAUGE_REFRESH_S": "5",
-    }
+    env = replay_env(prefix)
     procs = start_stack(env, logs / "logs")
     run = SoakRun(settings, procs, folder)
     report: dict[str, Any] = {

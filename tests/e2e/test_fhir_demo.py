@@ -16,7 +16,7 @@ from rich.console import Console
 from attune_cli.demo import ADMIN, OPS, Outcome, _get, compare, fetch_alerts, wait_settled
 from attune_cli.simulator.generate import generate
 from attune_cli.simulator.model import SimConfig
-from attune_cli.stack import SERVICES, free_port, start_stack, stop_stack
+from attune_cli.stack import SERVICES, free_port, replay_env, start_stack, stop_stack
 from attune_shared.kafka_admin import ensure_topics, missing_topics
 from attune_shared.settings import ServiceSettings
 
@@ -36,13 +36,7 @@ def test_demo_through_fhir_matches_ground_truth(tmp_path: Path) -> None:
     prefix = f"e2efhir{uuid.uuid4().hex[:6]}_"
     settings = ServiceSettings(attune_name_prefix=prefix)
     asyncio.run(_topics(settings))
-    env = {
-        "ATTUNE_NAME_PREFIX": prefix,
-        "ATTUNE_ALERTS_CLOCK": "event",
-        "ATTUNE_ALERTS_SWEEP_SECONDS": "2",
-        "ATTUNE_LOG_FORMAT": "json",
-        "ATTUNE_REPORTING_GAUGE_REFRESH_S": "5",
-    }
+    env = replay_env(prefix)
     procs = start_stack(env, tmp_path / "logs", ports={n: free_port() for n in SERVICES})
     try:
         cli = [sys.executable, "-m", "attune_cli", "simulate", "--via", "fhir", "--out", str(tmp_path)]
