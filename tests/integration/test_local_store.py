@@ -299,3 +299,48 @@ async def test_the_reads_that_repeat_with_the_data_are_pushed_down(
     assert await alerts.count_unresolved() == {"high": 10, "low": 20}
     query = last_statement(fresh_db.name, table_of(fresh_db, "alerts"))
     assert re.search(r"WHERE _jsonb->\$1 @> \$2$", query), query
+
+
+async def test_reporting_reads_a_cell_by_its_indexed_fields(
+    store: str, fresh_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    """reporting keeps every cell's facts in one collection per kind and reads a cell with one equality
+    on (`clinic_id`, `month`), pushed down to the GIN indexes: no collection per cell, no scan."""
+    needs_postgresql(store)
+    from datetime import UTC, datetime
+
+    from attune_reporting.adapters.store import ReportingStore
+    from attune_reporting.domain.facts import MeasureFact
+
+    reporting = ReportingStore(fresh_db)
+    await reporting.ensure_indexes()
+    at = datetime(2026, 3, 2, 10, tzinfo=UTC)
+
+    def fact(i: int, clinic: str, month: str) -> MeasureFact:
+        return MeasureFact(
+            fact_id=f"m:{i}", revision=1, instrument="SRS", respondent="client", clinic_id=clinic,
+            client_ref=f"c{i}", episode_id=f"e{i}", clinician_id="t1", month=month, session_at=at,
+            occurred_at=at, total=30.0,
+        )  # fmt: skip
+
+    cells = [("north", "2026-03"), ("north", "2026-04"), ("south", "2026-03")]
+    for n, (clinic, month) in enumerate(cells):
+        # the same fact id in two cells is two documents (a fact belongs to its cell)
+        facts = [fact(i, clinic, month) for i in range(n, n + 5)]
+        assert await reporting.claim_new(kind="measures", clinic_id=clinic, month=month, facts=facts) == set()
+    _, measures, _ = await reporting.cell_facts(clinic_id="north", month="2026-04")
+    assert sorted(f.fact_id for f in measures) == [f"m:{i}" for i in range(1, 6)]
+    assert {(f.clinic_id, f.month) for f in measures} == {("north", "2026-04")}
+    # cell_facts reads care, measures, then alerts: the last statement is the alert facts' read
+    query = last_statement(fresh_db.name, table_of(fresh_db, "alert_facts"))
+    assert re.search(r"WHERE _jsonb->\$1 @> \$2 AND _jsonb->\$3 @> \$4$", query), query
+    loaded = await reporting.load_measures(clinic_id="south", month="2026-03", ids=["m:2", "m:9"])
+    assert list(loaded) == ["m:2"] and loaded["m:2"].clinic_id == "south"
+    assert set(gin_indexes(fresh_db.name, table_of(fresh_db, "measure_facts"))) >= {
+        "_id",
+        "clinic_id",
+        "month",
+    }
+    assert sorted(await fresh_db.list_collection_names()) == [
+        "alert_facts", "care_facts", "episodes", "measure_facts", "report_clinic", "report_network",
+    ]  # fmt: skip

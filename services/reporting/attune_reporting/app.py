@@ -16,8 +16,11 @@ from attune_reporting.materializer import Materializer, refresh_gauges
 from attune_reporting.pipeline import ReportingPipeline
 from attune_reporting.settings import ReportingSettings
 from attune_shared.kafka import make_broker
+from attune_shared.logging import get_logger
 from attune_shared.runtime import Service, build_app, serve
 from attune_shared.settings import load_settings
+
+log = get_logger("attune_reporting.app")
 
 
 def create_app(
@@ -46,6 +49,13 @@ def create_app(
             reports=StoredReports(active),
         )
         current = await active.store()
+        if await current.legacy_layout():
+            log.error(
+                "legacy_layout",
+                database=current.name,
+                hint="this database has the per-cell collections of an earlier release; "
+                "run `attune reporting rebuild` to move it to the current layout",
+            )
         await materializer.run(current)  # marks a crash left behind
         await refresh_gauges(current)
         svc.spawn(materializer.sweep_forever(active.store), "materializer")

@@ -135,6 +135,7 @@ async def rebuild(
         target = f"{settings.database_name}_r{generation + 1}"
         await mongo.drop_database(target)  # what a failed earlier attempt left behind
         store = active.store_for(target)
+        await store.ensure_indexes()
         await consumer.start()
         begin, end = await _offsets(consumer, topics)
         total = sum(max(0, end[tp] - begin.get(tp, 0)) for tp in end)

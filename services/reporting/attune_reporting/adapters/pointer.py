@@ -44,7 +44,9 @@ class ActiveDatabase(Databases):
     async def store(self) -> ReportingStore:
         """The store over the active data database."""
         name, _ = await self.current()
-        return self.store_for(name)
+        store = self.store_for(name)
+        await store.ensure_indexes()
+        return store
 
     async def switch(self, *, database: str, generation: int) -> None:
         """Make `database` the active one."""

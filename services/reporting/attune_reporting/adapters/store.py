@@ -1,20 +1,31 @@
 """reporting's own MongoDB data: facts per cell, episode summaries, the read model, dirty marks, a lock.
 
-Facts are kept in one small collection per cell and kind (`care.<clinic>.<month>`, likewise
-`measures.` and `alerts.`), episode summaries and the read model per clinic, and everything else
-in collections that stay small. The layout was chosen when the local store was FerretDB on SQLite,
-which read a whole collection for any filter but a lone `_id`; on MongoDB, and on the PostgreSQL
-stand-in with its GIN indexes, it is simply well partitioned (whether one collection per kind with
-indexed `clinic`/`month` fields would cost less is open: issue 15, measured before any change).
+A fixed set of collections, whatever the number of clinics and months:
+
+- `care_facts`, `measure_facts`, `alert_facts`: one document per fact and cell, `_id`
+  `<clinic>|<month>|<fact id>` (a fact belongs to its cell: an amended response that moves month
+  leaves its old cell's fact behind, as the cell's own history), read per cell through the
+  `by_cell` index on (`clinic_id`, `month`);
+- `episodes`: episode summaries, `_id` `<clinic>|<episode id>`, read per clinic (`by_clinic`);
+- `client_index`: each clinic's client index, `_id` the clinic;
+- `report_clinic` and `report_network`: the read model, one document per clinic and month
+  (`_id` `<clinic>|<month>`), the clinic's report and the network's aggregate parts;
+- `dirty`, `locks`, `rejected`: small.
+
+Every read is an `_id` lookup or an equality on indexed fields, so the cost of a batch does not grow
+with the data (issue 15). An earlier layout kept one collection per cell and kind
+(`care.<clinic>.<month>`, ...): a collection was created for every new cell while the stream ran,
+which the FerretDB stand-in cannot survive a crash in the middle of (docs/reliability.md, scenario
+8b). A data database in that layout is not read by this code: rebuild it (`attune rebuild-reports`,
+services/reporting/README.md); `legacy_layout()` says whether one is in use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -31,10 +42,13 @@ from attune_shared.mongo import (
     replace_by_ids,
 )
 
+Fact = CareFact | MeasureFact | AlertFact
+F = TypeVar("F", CareFact, MeasureFact, AlertFact, EpisodeSummary)
+
 LOCK_ID = "materializer"
-INDEX_ID = "index"
-# Collections of the data database that are not per clinic; `retire` keeps only the pointer.
-SHARED_COLLECTIONS = ("report_network", "dirty", "locks", "rejected")
+FACT_COLLECTIONS = {"care": "care_facts", "measures": "measure_facts", "alerts": "alert_facts"}
+# The per-cell and per-clinic collections of the earlier layout were named `<kind>.<clinic>...`.
+_LEGACY_PREFIXES = ("care.", "measures.", "alerts.", "episodes.", "clients.", "report.")
 
 
 class LockLost(RuntimeError):
@@ -56,35 +70,76 @@ class ReportingStore(DataStore):
         self.locks = db["locks"]
         self.network = db["report_network"]
         self.rejected = db["rejected"]
+        self.facts = {kind: db[name] for kind, name in FACT_COLLECTIONS.items()}
+        self.episode_docs = db["episodes"]
+        self.client_indexes = db["client_index"]
+        self.clinic_reports = db["report_clinic"]
+        self._indexed = False
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the reads use (once per store; idempotent on the server too)."""
+        if self._indexed:
+            return
+        for coll in self.facts.values():
+            await coll.create_index([("clinic_id", 1), ("month", 1)], name="by_cell")
+        await self.episode_docs.create_index("clinic_id", name="by_clinic")
+        await self.clinic_reports.create_index("clinic_id", name="by_clinic")
+        await self.network.create_index("month", name="by_month")
+        self._indexed = True
+
+    async def legacy_layout(self) -> bool:
+        """Whether this database holds collections of the earlier per-cell layout (rebuild it)."""
+        names = await self.db.list_collection_names()
+        return any(n.startswith(_LEGACY_PREFIXES) for n in names)
 
     # ------------------------------------------------------------------ facts
 
-    def _cell(self, kind: str, clinic_id: str, month: str) -> AsyncCollection[dict[str, Any]]:
-        return self.db[f"{kind}.{clinic_id}.{month}"]
+    @staticmethod
+    def _prefix(clinic_id: str, month: str) -> str:
+        return f"{clinic_id}|{month}|"
+
+    def _docs(self, clinic_id: str, month: str, facts: Sequence[Fact]) -> list[dict[str, Any]]:
+        prefix = self._prefix(clinic_id, month)
+        docs = []
+        for f in facts:
+            doc = to_doc(f)
+            # the cell's keys are the fact's own (pipeline._cells_of groups by them): set them anyway,
+            # so the document is found where it was written
+            doc.update(_id=prefix + doc["_id"], clinic_id=clinic_id, month=month)
+            docs.append(doc)
+        return docs
+
+    @staticmethod
+    def _fact(cls: type[F], prefix: str, doc: dict[str, Any]) -> F:
+        return from_doc(cls, {**doc, "_id": doc["_id"].removeprefix(prefix)})
 
     async def insert_care(self, *, clinic_id: str, month: str, facts: Sequence[CareFact]) -> tuple[int, int]:
         """Insert care facts; an id already stored is a duplicate, not an error. (inserted, duplicates)."""
-        return await insert_new(self._cell("care", clinic_id, month), [to_doc(f) for f in facts])
+        return await insert_new(self.facts["care"], self._docs(clinic_id, month, facts))
+
+    async def _load(
+        self, kind: str, cls: type[F], clinic_id: str, month: str, ids: Iterable[str]
+    ) -> dict[str, F]:
+        prefix = self._prefix(clinic_id, month)
+        wanted = [prefix + i for i in sorted(set(ids))]
+        docs = await find_by_ids(self.facts[kind], wanted)
+        return {d["_id"].removeprefix(prefix): self._fact(cls, prefix, d) for d in docs}
 
     async def load_measures(
         self, *, clinic_id: str, month: str, ids: Iterable[str]
     ) -> dict[str, MeasureFact]:
         """Stored measure facts among these ids."""
-        wanted = sorted(set(ids))
-        coll = self._cell("measures", clinic_id, month)
-        return {d["_id"]: from_doc(MeasureFact, d) for d in await find_by_ids(coll, wanted)}
+        return await self._load("measures", MeasureFact, clinic_id, month, ids)
 
     async def load_alerts(self, *, clinic_id: str, month: str, ids: Iterable[str]) -> dict[str, AlertFact]:
         """Stored alert facts among these ids."""
-        wanted = sorted(set(ids))
-        coll = self._cell("alerts", clinic_id, month)
-        return {d["_id"]: from_doc(AlertFact, d) for d in await find_by_ids(coll, wanted)}
+        return await self._load("alerts", AlertFact, clinic_id, month, ids)
 
     async def claim_new(
         self, *, kind: str, clinic_id: str, month: str, facts: Sequence[MeasureFact | AlertFact]
     ) -> set[str]:
         """Insert facts whose id is new; return the ids already stored (those were not written)."""
-        clashing = await insert_clashing(self._cell(kind, clinic_id, month), [to_doc(f) for f in facts])
+        clashing = await insert_clashing(self.facts[kind], self._docs(clinic_id, month, facts))
         return {facts[i].fact_id for i in clashing}
 
     async def replace(
@@ -94,17 +149,19 @@ class ReportingStore(DataStore):
 
         The merge was decided on what load_* returned. Every event of one client is on one
         partition of its topic, so one consumer at a time writes a given response or alert: the
-        read-merge-write needs no guard in the filter (which FerretDB could not push down anyway).
+        read-merge-write needs no guard in the filter.
         """
-        await replace_by_ids(self._cell(kind, clinic_id, month), [to_doc(f) for f in facts])
+        await replace_by_ids(self.facts[kind], self._docs(clinic_id, month, facts))
 
     async def cell_facts(
         self, *, clinic_id: str, month: str
     ) -> tuple[list[CareFact], list[MeasureFact], list[AlertFact]]:
-        """Every fact of one cell."""
-        care = [from_doc(CareFact, d) async for d in self._cell("care", clinic_id, month).find({})]
-        measures = [from_doc(MeasureFact, d) async for d in self._cell("measures", clinic_id, month).find({})]
-        alerts = [from_doc(AlertFact, d) async for d in self._cell("alerts", clinic_id, month).find({})]
+        """Every fact of one cell (one indexed equality per kind)."""
+        prefix = self._prefix(clinic_id, month)
+        cell = {"clinic_id": clinic_id, "month": month}
+        care = [self._fact(CareFact, prefix, d) async for d in self.facts["care"].find(cell)]
+        measures = [self._fact(MeasureFact, prefix, d) async for d in self.facts["measures"].find(cell)]
+        alerts = [self._fact(AlertFact, prefix, d) async for d in self.facts["alerts"].find(cell)]
         return care, measures, alerts
 
     async def keep_rejected(self, *, docs: Sequence[dict[str, Any]]) -> None:
@@ -193,34 +250,41 @@ class ReportingStore(DataStore):
 
     async def episodes(self, *, clinic_id: str) -> dict[str, EpisodeSummary]:
         """Every episode summary of a clinic."""
-        coll = self.db[f"episodes.{clinic_id}"]
-        return {d["_id"]: from_doc(EpisodeSummary, d) async for d in coll.find({})}
+        prefix = f"{clinic_id}|"
+        found = [
+            self._fact(EpisodeSummary, prefix, d)
+            async for d in self.episode_docs.find({"clinic_id": clinic_id})
+        ]
+        return {s.episode_id: s for s in found}
 
     async def save_episodes(
         self, *, clinic_id: str, changed: Sequence[EpisodeSummary], removed: Sequence[str]
     ) -> None:
         """Write recomputed summaries (only the materializer, under its lock, writes these)."""
-        coll = self.db[f"episodes.{clinic_id}"]
-        await replace_by_ids(coll, [to_doc(s) for s in changed])
+        prefix = f"{clinic_id}|"
+        docs = [to_doc(s) for s in changed]
+        for doc in docs:
+            doc.update(_id=prefix + doc["_id"], clinic_id=clinic_id)
+        await replace_by_ids(self.episode_docs, docs)
         if removed:
-            await delete_by_ids(coll, removed)
+            await delete_by_ids(self.episode_docs, [prefix + r for r in removed])
 
     async def client_index(self, *, clinic_id: str) -> ClientIndex:
         """The clinic's client index (empty for a new clinic)."""
-        doc = await self.db[f"clients.{clinic_id}"].find_one({"_id": INDEX_ID})
+        doc = await self.client_indexes.find_one({"_id": clinic_id})
         return ClientIndex.decode(doc["refs"]) if doc else ClientIndex()
 
     async def save_client_index(self, *, clinic_id: str, index: ClientIndex, stored: int) -> None:
         """Write an extended index, only if it still has the `stored` length we read (else ConcurrentUpdate)."""
-        coll = self.db[f"clients.{clinic_id}"]
-        doc = {"_id": INDEX_ID, "n": len(index), "refs": index.encode()}
+        coll = self.client_indexes
+        doc = {"_id": clinic_id, "n": len(index), "refs": index.encode()}
         if stored == 0:
             try:
                 await coll.insert_one(doc)
             except DuplicateKeyError:
                 raise ConcurrentUpdate(f"client index of {clinic_id} created concurrently") from None
             return
-        result = await coll.replace_one({"_id": INDEX_ID, "n": stored}, doc)
+        result = await coll.replace_one({"_id": clinic_id, "n": stored}, doc)
         if result.matched_count != 1:
             raise ConcurrentUpdate(f"client index of {clinic_id} changed concurrently")
 
@@ -229,8 +293,10 @@ class ReportingStore(DataStore):
     async def write_cell(self, *, clinic_id: str, month: str, body: bytes, network_body: bytes) -> None:
         """Store a materialized cell: all parts for the clinic's report, the aggregate parts for the network."""
         now = datetime.now(UTC)
-        await self.db[f"report.{clinic_id}"].replace_one(
-            {"_id": month}, {"body": body, "materialized_at": now}, upsert=True
+        await self.clinic_reports.replace_one(
+            {"_id": f"{clinic_id}|{month}"},
+            {"clinic_id": clinic_id, "month": month, "body": body, "materialized_at": now},
+            upsert=True,
         )
         await self.network.replace_one(
             {"_id": f"{clinic_id}|{month}"},
@@ -240,7 +306,8 @@ class ReportingStore(DataStore):
 
     async def clinic_bodies(self, *, clinic_id: str) -> list[tuple[str, bytes]]:
         """(month, body) of every materialized month of a clinic."""
-        return [(d["_id"], d["body"]) async for d in self.db[f"report.{clinic_id}"].find({})]
+        found = self.clinic_reports.find({"clinic_id": clinic_id})
+        return [(d["month"], d["body"]) async for d in found]
 
     async def network_bodies(self, *, first: str, last: str) -> list[tuple[str, str, bytes]]:
         """(clinic_id, month, body) of every clinic's months in [first, last]."""
