@@ -29,10 +29,10 @@ from attune_alerts.domain.lifecycle import (
     EpisodeContext,
     StoredAlert,
     alert_event,
-    alert_id_for,
     as_raised,
     now_ms,
     raised,
+    raised_alert_id,
     resolved_by_rule,
     updated,
 )
@@ -369,7 +369,7 @@ class AlertsPipeline:
         at: datetime,
     ) -> None:
         if isinstance(d, Raise):
-            alert_id: str | None = alert_id_for(row.ctx.episode_id, d.rule_id, inp.event_id)
+            alert_id: str | None = raised_alert_id(row.ctx.episode_id, d, inp.event_id)
         else:
             alert_id = row.open_alert_ids.get(d.rule_id)
         if alert_id is None or (not isinstance(d, Raise) and alert_id not in b.alerts):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 import pytest
 
-from attune_alerts.domain.decisions import Raise, Update
+from attune_alerts.domain.decisions import Raise, Resolve, Update
 from attune_alerts.domain.texts import RUPTURE
+from tests.unit.alerts.conftest import Episode, day
 
 RUPTURE_RAISED = [("Raise", RUPTURE)]
 
@@ -155,3 +159,78 @@ def test_strict_threshold_override(ep, b, kinds_of):
     assert ep.measure(b.point("w4", 3.4, drop=2.0)) == []
     (raised,) = ep.measure(b.point("w5", 3.2, drop=2.5, position=5))
     assert raised.thresholds_used["rupture_strict_drop"] == 2.5
+
+
+def _lenient_session(ep, b, *, srs_first, srs_revision=1, wai_revision=1, srs_hours=2):
+    """Session 4's WAI-SR (1.5 SD drop, lenient) and SRS (concern), in the given order; the SRS filled
+    in `srs_hours` after the session (the WAI-SR one hour after). Returns each step's decisions."""
+    wai = b.point("w4", 3.55, drop=1.5, appt="a4", revision=wai_revision)
+    srs = b.measure(
+        "s4", "SRS", {"total": 33.0, "alliance_concern": True}, at=4, appt="a4", revision=srs_revision
+    )
+    srs = replace(srs, occurred_at=srs.session_at + timedelta(hours=srs_hours))
+    # judged at the episode's event clock (its newest event time), as the service does
+    return [ep.measure(m, now=max(ep.now, m.occurred_at)) for m in ([srs, wai] if srs_first else [wai, srs])]
+
+
+@pytest.mark.parametrize("srs_hours", [2, 0.5])  # the SRS filled in after the WAI-SR, or before it
+def test_a_lenient_rupture_is_raised_alike_whichever_response_comes_second(b, srs_hours):
+    """The raise names the alert by both responses (`key`) and carries the later response's time
+    (`triggered_at`), so the alert id and its event do not depend on which one the rules saw second."""
+    wai_first, srs_first = Episode(), Episode()
+    steps_a = _lenient_session(wai_first, b, srs_first=False, srs_hours=srs_hours)
+    steps_b = _lenient_session(srs_first, b, srs_first=True, srs_hours=srs_hours)
+    assert steps_a[0] == [] and steps_b[0] == []
+    (raised_a,), (raised_b,) = steps_a[1], steps_b[1]
+    assert isinstance(raised_a, Raise) and raised_a == raised_b
+    assert raised_a.key is not None and "w4" in raised_a.key and "s4" in raised_a.key
+    times = [day(4) + timedelta(hours=1), day(4) + timedelta(hours=srs_hours)]
+    assert raised_a.triggered_at == max(times)
+    assert wai_first.state == srs_first.state
+
+
+def test_a_strict_rupture_is_named_by_its_raising_input(ep, b):
+    """One response, one input: the alert is named by that input as before (no key, its own time)."""
+    *history, last = b.series([4.0, 4.0, 4.0, 1.0])
+    ep.feed(history)
+    (raised,) = ep.measure(last)
+    assert isinstance(raised, Raise) and raised.key is None and raised.triggered_at is None
+
+
+def test_a_lenient_rupture_raised_again_by_a_later_revision_has_another_key(b):
+    """Withdrawn by amendments and raised again by later revisions of the same two responses: the
+    revisions are part of the key, so the new alert does not take the withdrawn one's id."""
+    ep = Episode()
+    (first,) = _lenient_session(ep, b, srs_first=False)[1]
+    ep.measure(b.point("w4", 4.0, drop=0.0, appt="a4", revision=2))  # no drop: w4 leaves the triggers
+    calm = {"total": 39.0, "alliance_concern": False}
+    (withdrawn,) = ep.measure(b.measure("s4", "SRS", calm, at=4, appt="a4", revision=2))
+    assert isinstance(withdrawn, Resolve) and withdrawn.resolution == "false_positive"
+    (again,) = _lenient_session(ep, b, srs_first=True, srs_revision=3, wai_revision=3)[1]
+    assert isinstance(first, Raise) and isinstance(again, Raise)
+    assert again.key is not None and first.key is not None and again.key != first.key
+
+
+def test_an_srs_rupture_completing_a_waiting_wai_sr_is_two_changes(b):
+    """The SRS raises on its own drop and completes the waiting WAI-SR in the same input: two decisions
+    (raise, then update), as when the SRS comes first and the WAI-SR's update is an input of its own."""
+    srs = b.point(
+        "s4",
+        34.0,
+        drop=1.2,
+        mu=36.4,
+        sd_eff=2.0,
+        instrument="SRS",
+        appt="a4",
+        extra={"alliance_concern": True},
+    )
+    wai = b.point("w4", 3.55, drop=1.5, appt="a4")
+    wai_first, srs_first = Episode(), Episode()
+    clock = max(wai.occurred_at, srs.occurred_at)  # the episode's event clock at the second input
+    wai_first.measure(wai)
+    steps = wai_first.measure(srs, now=clock)
+    assert [type(d) for d in steps] == [Raise, Update]
+    srs_first.measure(srs)
+    (update,) = srs_first.measure(wai, now=clock)
+    assert steps[1].evidence == update.evidence and steps[0] == srs_first.log[0][0]
+    assert wai_first.state == srs_first.state

@@ -72,3 +72,18 @@ def test_malformed_documents_raise_a_named_error(ep, b, mutate):
     mutate(document)
     with pytest.raises(InvalidStateDocument):
         state_from_dict(document)
+
+
+def test_documents_written_before_response_times_were_kept_still_load(ep, b):
+    """`srs_seen` and `lenient_pending` keep each response's EHR time (a lenient rupture's
+    `triggered_at`); documents written before have none, and load with None."""
+    state = _busy_episode(ep, b)
+    assert all(p.occurred_at is not None for p in state.lenient_pending.values())
+    assert all(s.occurred_at is not None for s in state.srs_seen.values())
+    document = json.loads(json.dumps(state_to_dict(state)))
+    for entry in (*document["srs_seen"].values(), *document["lenient_pending"].values()):
+        del entry["occurred_at"]
+    old = state_from_dict(document)
+    assert all(p.occurred_at is None for p in old.lenient_pending.values())
+    assert all(s.occurred_at is None for s in old.srs_seen.values())
+    assert old.lenient_pending.keys() == state.lenient_pending.keys()

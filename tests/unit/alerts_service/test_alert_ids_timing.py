@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import random
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,9 +24,10 @@ from attune_alerts.pipeline import AlertsPipeline
 from attune_alerts.ports import ChangeRecord, Current, EpisodeRow
 from attune_alerts.settings import ClinicThresholds
 from attune_alerts.sweeper import PartitionTracker, Sweeper
-from attune_shared.events import Alert, InternalEvent
+from attune_shared.events import Alert, InternalEvent, SeriesContext
 from attune_shared.kafka import Inbound
 from attune_shared.mongo import ConcurrentUpdate
+from tests.support.ids import rs
 from tests.unit.alerts_service.builders import T0, Client, encode, week
 
 TOPIC = "clinic.measures.v1"
@@ -282,3 +284,128 @@ async def test_the_sweep_judges_with_the_event_clock_read_before_the_drained_che
     assert await later() == c_last
     assert await sweeper.inactivity() == 0
     assert not any("inactivity" in body for body in ledger.published)
+
+
+SRS_CONCERN = {"total": 33.0, "alliance_concern": True, "item_concern": False}
+SRS_CALM = {"total": 39.0, "alliance_concern": False, "item_concern": False}
+
+
+def _srs(c: Client, scores: Mapping[str, object], *, revision: int = 1) -> InternalEvent:
+    """Session 4's SRS (no series statistics yet), filled in an hour after the session's WAI-SR."""
+    m = c.measure(
+        "s4",
+        "SRS",
+        dict(scores),
+        at=week(4),
+        revision=revision,
+        status="amended" if revision > 1 else "completed",
+        appointment_id="a4",
+    )
+    return m.model_copy(update={"occurred_at": week(4) + timedelta(hours=2)})
+
+
+def _lenient_pair(srs_first: bool) -> list[InternalEvent]:
+    """One client whose session-4 WAI-SR drops 1.5 SD (lenient, not strict) and whose session-4 SRS
+    shows concern: a lenient rupture, raised by whichever of the two the rules see second."""
+    c = Client(mrn="MRN-R", episode="ep_r")
+    *history, w4 = c.wai_series([4.0, 4.2, 3.8, 3.55])
+    srs = _srs(c, SRS_CONCERN)
+    return [c.opened(T0), *history, *([srs, w4] if srs_first else [w4, srs])]
+
+
+def _rupture_ids(published: Sequence[str]) -> list[str]:
+    return sorted(
+        {body.split('"alert_id":"')[1].split('"')[0] for body in published if "alliance.rupture" in body}
+    )
+
+
+@pytest.mark.parametrize("srs_first", [False, True])
+async def test_a_lenient_rupture_has_the_same_id_and_events_whichever_of_its_responses_comes_second(
+    srs_first: bool,
+) -> None:
+    """measures orders a batch's events (SRS before WAI-SR) but emits across batches in arrival order,
+    so a batch boundary between a session's WAI-SR and its SRS decides which alerts sees second. The
+    alert (its id, its events' ids and bytes, `triggered_at` included) must not depend on it."""
+    reference = await _drive(_records(_lenient_pair(srs_first=False)), [], set())
+    assert len(_rupture_ids(reference)) == 1, "the scenario raises one lenient rupture"
+    assert '"criterion":"lenient"' in reference[0] or any('"criterion":"lenient"' in e for e in reference)
+    records = _records(_lenient_pair(srs_first))
+    n = len(records)
+    for cuts in ([], list(range(1, n)), [n - 1]):  # one batch, one record per batch, the pair split
+        assert await _drive(records, cuts, set()) == reference, (srs_first, cuts)
+
+
+@pytest.mark.parametrize("srs_first", [False, True])
+async def test_a_lenient_rupture_withdrawn_by_amendments_and_raised_again_is_a_new_alert(
+    srs_first: bool,
+) -> None:
+    """Amendments withdraw the rupture (false_positive), later revisions raise it again for the same
+    two responses: a new alert with its own id (the same one whatever the order of the first pair),
+    never the withdrawn alert's id again (its first event's id would be taken: the batch would
+    conflict on every attempt)."""
+    events = _lenient_pair(srs_first)
+    c = Client(mrn="MRN-R", episode="ep_r", counter=100)
+    events += [c.wai("w4", [4.0, 4.2, 3.8], 4.0, position=4, revision=2)]  # no drop: w4 leaves the triggers
+    events += [_srs(c, SRS_CALM, revision=2)]  # no concern: nothing supports the alert, withdrawn
+    events += [_srs(c, SRS_CONCERN, revision=3), c.wai("w4", [4.0, 4.2, 3.8], 3.55, position=4, revision=3)]
+    records = _records(events)
+    published = await _drive(records, list(range(1, len(records))), set())
+    ids = _rupture_ids(published)
+    assert len(ids) == 2, published
+    kinds = sorted(body.split('"event_type":"')[1].split('"')[0] for body in published)
+    assert kinds.count("alert.raised") == 2 and '"resolution":"false_positive"' in "".join(published)
+    other = _lenient_pair(not srs_first)
+    other_ids = _rupture_ids(await _drive(_records(other), [], set()))
+    assert other_ids[0] in ids
+
+
+def _srs_series(c: Client, scores: Sequence[float]) -> list[InternalEvent]:
+    """Client-rated SRS totals at weekly sessions 1..n with the series statistics measures computes
+    (concern below 36), each filled in an hour after the session's WAI-SR."""
+    out: list[InternalEvent] = []
+    for i, score in enumerate(scores):
+        earlier, mu, sd_eff, drop = scores[:i], None, None, None
+        recent = list(earlier[-5:])
+        if len(earlier) >= 3:
+            mu = statistics.fmean(recent)
+            sd_eff = max(statistics.stdev(recent), 2.0)
+            drop = (mu - score) / sd_eff
+        series = SeriesContext(
+            series_key=f"{c.episode}:SRS",
+            score=score,
+            position=i + 1,
+            earlier_count=len(earlier),
+            earlier_response_ids=[rs(f"s{j + 1}") for j in range(len(earlier))],
+            mu=mu,
+            sd_within=None if mu is None else statistics.stdev(recent),
+            sd_eff=sd_eff,
+            drop=drop,
+        )
+        scores_i = {"total": score, "alliance_concern": score < 36, "item_concern": False}
+        m = c.measure(f"s{i + 1}", "SRS", scores_i, at=week(i + 1), series=series, appointment_id=f"a{i + 1}")
+        out.append(m.model_copy(update={"occurred_at": week(i + 1) + timedelta(hours=2)}))
+    return out
+
+
+@pytest.mark.parametrize("srs_first", [False, True])
+async def test_a_rupture_on_the_srs_itself_completing_a_lenient_wai_sr_has_the_same_events_in_both_orders(
+    srs_first: bool,
+) -> None:
+    """The session's SRS drops 1.8 SD with concern (a lenient rupture of its own) and its WAI-SR 1.5 SD
+    (lenient with that SRS): SRS first raises on the SRS and the WAI-SR updates; WAI-SR first, the SRS
+    raises and completes the waiting WAI-SR in one input. Both must publish the same two events (the
+    second trigger is not folded into the raise)."""
+    c = Client(mrn="MRN-S", episode="ep_s")
+    *wai_history, w4 = c.wai_series([4.0, 4.2, 3.8, 3.55])
+    *srs_history, s4 = _srs_series(c, [38.0, 40.0, 38.0, 35.0])
+    events = [c.opened(T0), *wai_history, *srs_history, *([s4, w4] if srs_first else [w4, s4])]
+    records = _records(events)
+    published = await _drive(records, [len(records) - 1], set())
+    assert len(_rupture_ids(published)) == 1
+    assert sorted(body.split('"event_type":"')[1].split('"')[0] for body in published) == [
+        "alert.raised",
+        "alert.updated",
+    ]
+    assert await _drive(records, [], set()) == published
+    other = [*events[:-2], *events[-2:][::-1]]
+    assert await _drive(_records(other), [len(records) - 1], set()) == published

@@ -96,14 +96,17 @@ def amendment_explanation(response_id: str) -> str:
 
 
 def compact(decisions: Iterable[Decision]) -> list[Decision]:
-    """Fold an Update into the Raise or Update of the same rule just before it: one decision per change."""
+    """Fold an Update into the Raise or Update of the same rule just before it: one decision per change
+    (an Update `alone` stays a change of its own)."""
     out: list[Decision] = []
     for d in decisions:
         prev = out[-1] if out else None
-        if isinstance(d, Update) and isinstance(prev, Raise) and prev.rule_id == d.rule_id:
+        if isinstance(d, Update) and d.alone:
+            out.append(d)
+        elif isinstance(d, Update) and isinstance(prev, Raise) and prev.rule_id == d.rule_id:
             out[-1] = replace(prev, evidence=d.evidence, severity=d.severity or prev.severity)
         elif isinstance(d, Update) and isinstance(prev, Update) and prev.rule_id == d.rule_id:
-            out[-1] = Update(d.rule_id, d.evidence, d.severity or prev.severity)
+            out[-1] = Update(d.rule_id, d.evidence, d.severity or prev.severity, prev.alone)
         else:
             out.append(d)
     return out

@@ -2,7 +2,8 @@
 
 Every change bumps the alert's `sequence` by one and is published as one AlertEvent whose id is
 derived from (alert_id, event_type, sequence), so re-deriving the same change re-derives the same id.
-The alert_id itself is derived from (episode_id, rule_id, id of the input event that raised it).
+The alert_id itself is derived from (episode_id, rule_id, id of the input event that raised it), or
+from the Raise's own `key` when the rule names the alert by several inputs (see `Raise`).
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ def alert_id_for(episode_id: str, rule_id: str, origin_event_id: str) -> str:
     return derived_id("alert", episode_id, rule_id, origin_event_id)
 
 
+def raised_alert_id(episode_id: str, d: Raise, origin_event_id: str) -> str:
+    """The id of the alert a Raise opens on an input event: by the Raise's `key` when it has one (the
+    same whichever of the inputs it names raised it), else by that input."""
+    return alert_id_for(episode_id, d.rule_id, d.key if d.key is not None else origin_event_id)
+
+
 def event_id_for(alert_id: str, event_type: str, sequence: int) -> str:
     """The id of the alert's `sequence`-th event."""
     return derived_id("alert-event", alert_id, event_type, str(sequence))
@@ -133,14 +140,16 @@ def raised(
     tracking: Mapping[str, Any] | None = None,
     triggered_at: datetime | None = None,
 ) -> StoredAlert:
-    """The new alert a Raise decision opens (sequence 1)."""
+    """The new alert a Raise decision opens (sequence 1); `triggered_at` unless the Raise sets its own."""
+    if d.triggered_at is not None:
+        triggered_at = d.triggered_at
     evidence = {
         **jsonable(d.evidence),
         "rule_version": d.rule_version,
         "thresholds_used": jsonable(d.thresholds_used),
     }
     alert = Alert(
-        alert_id=alert_id_for(ctx.episode_id, d.rule_id, origin_event_id),
+        alert_id=raised_alert_id(ctx.episode_id, d, origin_event_id),
         clinic_id=ctx.clinic_id,
         clinician_id=ctx.clinician_id,
         client_ref=ctx.client_ref,

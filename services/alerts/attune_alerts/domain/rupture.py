@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -15,7 +16,7 @@ from attune_alerts.domain.common import (
     resolve_alert,
     update_alert,
 )
-from attune_alerts.domain.decisions import Decision
+from attune_alerts.domain.decisions import Decision, Update
 from attune_alerts.domain.inputs import ALLIANCE_INSTRUMENTS, Measure
 from attune_alerts.domain.repair import track_repair
 from attune_alerts.domain.state import (
@@ -34,11 +35,13 @@ STRICT, LENIENT = "strict", "lenient"
 
 @dataclass(frozen=True, slots=True)
 class ScoreTrigger:
-    """A criterion that fired on an alliance score, and every response it depended on."""
+    """A criterion that fired on an alliance score, and every response it depended on; `at` is the
+    EHR time of the latest of those responses (None when one was kept without its time)."""
 
     criterion: str
     response_ids: frozenset[str]
     point: AlliancePoint
+    at: datetime | None
 
 
 def rupture_thresholds(th: AlertThresholds) -> dict[str, float | int]:
@@ -67,8 +70,12 @@ def apply_alliance(
     decisions: list[Decision] = []
     if alert is not None:
         state, decisions = track_repair(state, alert, m, th, now)
-    for trigger in triggers:
+    for i, trigger in enumerate(triggers):
         state, d = _fire(state, trigger, th, now)
+        if i > 0 and isinstance(d, Update):
+            # The SRS's own trigger and the waiting WAI-SR it completes: in the other order (SRS
+            # first) the WAI-SR's trigger is an input of its own, so it is a change of its own here too.
+            d = replace(d, alone=True)
         decisions.append(d)
     return state, decisions
 
@@ -78,7 +85,16 @@ def _point(m: Measure) -> AlliancePoint | None:
     if s is None or s.mu is None or s.sd_eff is None or s.drop is None:
         return None  # fewer than k_min earlier scores: no baseline, no detection
     return AlliancePoint(
-        m.response_id, m.instrument, s.series_key, s.score, s.mu, s.sd_eff, s.drop, s.position, m.session_at
+        m.response_id,
+        m.instrument,
+        s.series_key,
+        s.score,
+        s.mu,
+        s.sd_eff,
+        s.drop,
+        s.position,
+        m.session_at,
+        m.occurred_at,
     )
 
 
@@ -86,12 +102,20 @@ def _own_concern(m: Measure) -> bool:
     return m.flag("alliance_concern") or m.flag("item_concern")
 
 
-def _concern_response(m: Measure, state: EpisodeState) -> str | None:
+def _concern_response(m: Measure, state: EpisodeState) -> SrsSeen | None:
     """The SRS response of the same session that shows concern, if any."""
     if m.instrument == "SRS":
-        return m.response_id if _own_concern(m) else None
+        return SrsSeen(m.response_id, True, m.occurred_at) if _own_concern(m) else None
     seen = state.srs_seen.get(m.appointment_id) if m.appointment_id else None
-    return seen.response_id if seen is not None and seen.concern else None
+    return seen if seen is not None and seen.concern else None
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    """The latest of the responses' times, the same whatever their order; None if one is unknown."""
+    known = [t for t in times if t is not None]
+    if len(known) < len(times):
+        return None
+    return max(known, key=lambda t: (t, t.isoformat()))
 
 
 def _remember(state: EpisodeState, m: Measure) -> EpisodeState:
@@ -104,7 +128,7 @@ def _remember(state: EpisodeState, m: Measure) -> EpisodeState:
                 baselines={**state.baselines, s.series_key: SeriesBaseline(s.mu, m.session_at, s.position)},
             )
     if m.instrument == "SRS" and m.appointment_id:
-        seen = SrsSeen(m.response_id, _own_concern(m))
+        seen = SrsSeen(m.response_id, _own_concern(m), m.occurred_at)
         state = replace(state, srs_seen={**state.srs_seen, m.appointment_id: seen})
     return state
 
@@ -117,9 +141,10 @@ def _triggers(
     own: ScoreTrigger | None = None
     lenient_drop = point is not None and at_least(point.drop, th.rupture_lenient_drop)
     if point is not None and at_least(point.drop, th.rupture_strict_drop):
-        own = ScoreTrigger(STRICT, frozenset({m.response_id}), point)
+        own = ScoreTrigger(STRICT, frozenset({m.response_id}), point, m.occurred_at)
     elif point is not None and lenient_drop and (concern := _concern_response(m, state)) is not None:
-        own = ScoreTrigger(LENIENT, frozenset({m.response_id, concern}), point)
+        at = _latest(m.occurred_at, concern.occurred_at)
+        own = ScoreTrigger(LENIENT, frozenset({m.response_id, concern.response_id}), point, at)
     pending = dict(state.lenient_pending)
     if appt and (waiting := pending.get(appt)) is not None and waiting.response_id == m.response_id:
         del pending[appt]  # an amended revision replaces its own candidacy
@@ -132,7 +157,8 @@ def _triggers(
         and _own_concern(m)
         and (waiting := pending.pop(appt, None)) is not None
     ):
-        triggers.append(ScoreTrigger(LENIENT, frozenset({waiting.response_id, m.response_id}), waiting))
+        at = _latest(waiting.occurred_at, m.occurred_at)
+        triggers.append(ScoreTrigger(LENIENT, frozenset({waiting.response_id, m.response_id}), waiting, at))
     return replace(state, lenient_pending=pending), own, triggers
 
 
@@ -171,6 +197,20 @@ def start_scored(track: RuptureTrack, p: AlliancePoint) -> RuptureTrack:
     )
 
 
+def trigger_key(state: EpisodeState, t: ScoreTrigger) -> str | None:
+    """What names the alert a trigger of several responses raises: those responses at their applied
+    revisions. A lenient rupture fires on whichever of its session's WAI-SR and SRS the rules see
+    second (measures emits them in arrival order across its batches), so the raising input, which
+    names every other alert, would name it by that order. The revisions keep a rupture withdrawn by
+    an amendment and raised again by a later revision of the same responses a new alert (each raise
+    includes a revision applied just then, and a revision is applied once). None for one response:
+    the input that raised the alert is that response's own."""
+    if len(t.response_ids) < 2:
+        return None
+    revisions = sorted([rid, state.applied.get(rid, 0)] for rid in t.response_ids)
+    return "responses:" + json.dumps(revisions, separators=(",", ":"))
+
+
 def _fire(
     state: EpisodeState, t: ScoreTrigger, th: AlertThresholds, now: datetime
 ) -> tuple[EpisodeState, Decision]:
@@ -178,7 +218,7 @@ def _fire(
     if alert is None:
         track = start_scored(RuptureTrack(criteria=(t.criterion,), trigger_session_at=p.session_at), p)
         evidence = {**score_evidence(t, th), "trough": num(p.score), "unrepaired": False}
-        return raise_alert(
+        state, raised = raise_alert(
             state,
             rule_id=RUPTURE,
             severity="high",
@@ -188,6 +228,10 @@ def _fire(
             now=now,
             rupture=track,
         )
+        key = trigger_key(state, t)
+        if key is None:
+            return state, raised
+        return state, replace(raised, key=key, triggered_at=t.at)
     track = alert.rupture or RuptureTrack(criteria=(), trigger_session_at=p.session_at)
     criteria = track.criteria if t.criterion in track.criteria else (*track.criteria, t.criterion)
     track = replace(track, criteria=criteria)

@@ -95,10 +95,12 @@ class SeriesBaseline:
 
 @dataclass(frozen=True, slots=True)
 class SrsSeen:
-    """The latest SRS of an appointment and whether it showed alliance or item concern."""
+    """The latest SRS of an appointment and whether it showed alliance or item concern; `occurred_at` is
+    the response's EHR time (None in documents written before it was kept)."""
 
     response_id: str
     concern: bool
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,7 @@ class AlliancePoint:
     drop: float
     position: int
     session_at: datetime
+    occurred_at: datetime | None = None  # the response's EHR time (None in documents written before)
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,10 @@ def state_to_dict(s: EpisodeState) -> dict[str, Any]:
             k: {"mu": b.mu, "session_at": _dt(b.session_at), "position": b.position}
             for k, b in s.baselines.items()
         },
-        "srs_seen": {k: {"response_id": v.response_id, "concern": v.concern} for k, v in s.srs_seen.items()},
+        "srs_seen": {
+            k: {"response_id": v.response_id, "concern": v.concern, "occurred_at": _dt(v.occurred_at)}
+            for k, v in s.srs_seen.items()
+        },
         "lenient_pending": {
             k: {
                 "response_id": c.response_id,
@@ -128,6 +131,7 @@ def state_to_dict(s: EpisodeState) -> dict[str, Any]:
                 "drop": c.drop,
                 "position": c.position,
                 "session_at": _dt(c.session_at),
+                "occurred_at": _dt(c.occurred_at),
             }
             for k, c in s.lenient_pending.items()
         },
@@ -159,7 +163,11 @@ def state_from_dict(d: Mapping[str, Any]) -> EpisodeState:
             baselines=_map(
                 d["baselines"], lambda b: SeriesBaseline(b["mu"], _req_dt(b["session_at"]), b["position"])
             ),
-            srs_seen=_map(d["srs_seen"], lambda v: SrsSeen(v["response_id"], v["concern"])),
+            # `occurred_at` is absent from documents written before it was kept: None.
+            srs_seen=_map(
+                d["srs_seen"],
+                lambda v: SrsSeen(v["response_id"], v["concern"], _parse_dt(v.get("occurred_at"))),
+            ),
             lenient_pending=_map(
                 d["lenient_pending"],
                 lambda c: AlliancePoint(
@@ -172,6 +180,7 @@ def state_from_dict(d: Mapping[str, Any]) -> EpisodeState:
                     c["drop"],
                     c["position"],
                     _req_dt(c["session_at"]),
+                    _parse_dt(c.get("occurred_at")),
                 ),
             ),
             episode_open=bool(d["episode_open"]),
