@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pymongo import MongoClient
-from pymongo.collection import Collection
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from attune_cli.stack import ROOT, SERVICES, ServiceProcess
 from tests.faults.harness import StackRun, infra
@@ -195,20 +194,69 @@ def small_disk(size_mb: int) -> Iterator[SmallDisk]:
         disk.unmount()
 
 
-def store_write_refused(run: StackRun) -> str | None:
-    """Try one insert into a new collection of the run; the error's text when the store refuses it."""
-    uri = run.settings.mongodb_uri.get_secret_value()
-    client: MongoClient[dict[str, Any]]
-    with MongoClient(uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=15000) as client:
-        coll: Collection[dict[str, Any]] = client[f"{run.prefix}attune_probe"]["probe"]
-        try:
-            coll.insert_one({"filler": "x" * 20000})
-        except PyMongoError as exc:
-            return f"{type(exc).__name__}: {str(exc)[:160]}"
-        finally:
-            with contextlib.suppress(PyMongoError):
-                client.drop_database(f"{run.prefix}attune_probe")
-    return None
+# PostgreSQL's disk_full: what an ENOSPC of a table or index file becomes (FerretDB passes the
+# PostgreSQL error's text on, "... (SQLSTATE 53100)", in an OperationFailure).
+DISK_FULL_SQLSTATE = "53100"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A write the store refused: the wire error code, whether ENOSPC was behind it, and its text."""
+
+    code: int | None
+    disk_full: bool
+    text: str
+
+    @classmethod
+    def of(cls, exc: PyMongoError) -> Refusal:
+        text = str(exc)
+        code = exc.code if isinstance(exc, OperationFailure) else None
+        disk_full = isinstance(exc, OperationFailure) and f"(SQLSTATE {DISK_FULL_SQLSTATE})" in text
+        return cls(code, disk_full, f"{type(exc).__name__} {code}: {text[-240:]}")
+
+
+class StoreProbe:
+    """One collection of the run on the small disk, created while the disk has room: its writes never
+    create anything (FerretDB 1.24 can leave its catalog without a collection whose create failed
+    mid-way, and every later create of it fails), and each needs new pages, so a full disk refuses it.
+    """
+
+    def __init__(self, run: StackRun) -> None:
+        self.uri = run.settings.mongodb_uri.get_secret_value()
+        self.db = f"{run.prefix}attune_probe"  # dropped with the run's databases by StackRun.stop
+        self.writes = 0
+        with self._client() as client:
+            client[self.db].create_collection("probe")
+            client[self.db]["probe"].insert_one({"_id": "created"})
+
+    def _client(self) -> MongoClient[dict[str, Any]]:
+        return MongoClient(self.uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=15000)
+
+    def write(self) -> Refusal | None:
+        """Insert one document the store cannot fit in pages it has (96 KiB of random bytes as hex,
+        which TOAST cannot compress); the refusal, or None when the store took it."""
+        self.writes += 1
+        doc = {"_id": f"w{self.writes}", "blob": os.urandom(96 * 1024).hex()}
+        with self._client() as client:
+            try:
+                client[self.db]["probe"].insert_one(doc)
+            except PyMongoError as exc:
+                return Refusal.of(exc)
+        return None
+
+    def write_until_accepted(self, timeout_s: float = 10.0) -> tuple[bool, list[Refusal]]:
+        """Write until the store takes it (PostgreSQL may need a moment after the disk was freed):
+        whether it did within `timeout_s`, and the refusals before."""
+        refusals: list[Refusal] = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            refused = self.write()
+            if refused is None:
+                return True, refusals
+            refusals.append(refused)
+            if time.monotonic() >= deadline:
+                return False, refusals
+            time.sleep(0.5)
 
 
 # ---------------------------------------------------------------------- rebalance storm
@@ -259,6 +307,10 @@ class Storm:
         for proc in extra:
             if proc.proc is not None and proc.proc.poll() is None:
                 proc.proc.send_signal(sig)
-        self.exits.extend(proc.wait_exit() for proc in extra)
+        exits = [proc.wait_exit() for proc in extra]
+        self.exits.extend(exits)
         self.rounds += 1
+        run.note(
+            f"storm round {self.rounds}: {len(extra)} extra instances stopped by {sig.name}, exits {exits}"
+        )
         self._halt.wait(self.up_s / 2)
