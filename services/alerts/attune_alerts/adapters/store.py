@@ -11,7 +11,9 @@
 - `escalation_claims`, `delivery_claims`: claim-by-insert of one escalation level / one delivery
   attempt, so two replicas never both do it.
 - `deliveries`: the webhook and e-mail outbox, `audit`: who read or changed what,
-  `clinic_clocks`: the newest event time per episode (ATTUNE_ALERTS_CLOCK=event).
+  `clinic_clocks`: the newest event time per episode (ATTUNE_ALERTS_CLOCK=event), and
+  `partition_clocks`: the newest of them per input partition (the episodes' `partition`), which the
+  sweep's event clock reads (a few documents) instead of sorting every episode's clock.
 
 The store remembers the episodes and clocks it last read or wrote (bounded), so a backfill does not
 read each episode back at every batch. A remembered episode is still written with its version
@@ -56,6 +58,11 @@ from attune_shared.mongo import (
     replace_versioned,
     update_by_ids,
 )
+
+# The `partition_clocks` document of episodes stored without a partition (not consumed from Kafka).
+NO_PARTITION = "-"
+# The one written at start-up for the episode clocks of a store older than `partition_clocks`.
+EARLIER = "earlier"
 
 # ---------------------------------------------------------------- episodes
 
@@ -177,6 +184,7 @@ class AlertsStore(ConsumerStore, ChangeLog, SweepStore, Outbox, AlertQueries):
         self.remember = remember
         self.known_episodes: dict[str, dict[str, Any]] = {}  # episode_id -> its document, as stored
         self.known_clocks: dict[str, datetime] = {}
+        self.known_partition_clocks: dict[str, datetime] = {}
         self.known_marks: dict[str, int] = {}
         self.episodes = db["episodes"]
         self.alerts = db["alerts"]
@@ -186,6 +194,7 @@ class AlertsStore(ConsumerStore, ChangeLog, SweepStore, Outbox, AlertQueries):
         self.delivery_claims = db["delivery_claims"]
         self.audit_log = db["audit"]
         self.clocks = db["clinic_clocks"]
+        self.partition_clocks = db["partition_clocks"]
         self.input_marks_coll = db["input_marks"]
 
     async def ensure_indexes(self) -> None:
@@ -207,6 +216,18 @@ class AlertsStore(ConsumerStore, ChangeLog, SweepStore, Outbox, AlertQueries):
         await self.deliveries.create_index("event_id", name="by_event")
         await self.audit_log.create_index([("at", DESCENDING)], name="by_time")
         await self.audit_log.create_index("alert_id", name="by_alert")
+        await self._seed_partition_clocks()
+
+    async def _seed_partition_clocks(self) -> None:
+        """A store whose episode clocks were written before `partition_clocks` existed gets their
+        newest there (once: one sorted read of the episode clocks at start-up, never again)."""
+        if await self.partition_clocks.find_one({}, {"_id": 1}) is not None:
+            return
+        top = await self.clocks.find_one({}, {"newest": 1}, sort=[("newest", DESCENDING)])
+        if top is not None:
+            await self.partition_clocks.update_one(
+                {"_id": EARLIER}, {"$max": {"newest": top["newest"]}}, upsert=True
+            )
 
     # ---------------------------------------------------------------- episodes
 
@@ -214,6 +235,7 @@ class AlertsStore(ConsumerStore, ChangeLog, SweepStore, Outbox, AlertQueries):
         """Drop the remembered episodes and clocks (at a rebalance, after a conflict)."""
         self.known_episodes.clear()
         self.known_clocks.clear()
+        self.known_partition_clocks.clear()
         self.known_marks.clear()
 
     def _keep(self, memory: dict[str, Any], items: Mapping[str, Any]) -> None:
@@ -449,10 +471,47 @@ class AlertsStore(ConsumerStore, ChangeLog, SweepStore, Outbox, AlertQueries):
         return await self._recall(self.clocks, self.known_clocks, keys, "newest")
 
     async def advance_clocks(self, *, newest: Mapping[str, datetime]) -> None:
-        """Move episodes' clocks forward (never back); a clock known to be there already is not written."""
-        await self._raise(self.clocks, self.known_clocks, {c: _ms(t) for c, t in newest.items()}, "newest")
+        """Move episodes' clocks forward (never back), then their partitions' clocks to the newest of
+        them; a clock known to be there already is not written.
+
+        `$max` keeps every clock from moving back, so the newest partition clock is the newest
+        episode clock. A partition's clock has one writer at a time, the partition's consumer, as its
+        episodes' clocks have, so it holds on the stand-in too, where `$max` is a read then a write
+        (a zombie after a rebalance writes only times of records the new owner processes again, and
+        races the owner there as it does on the episodes' clocks: standin.py's caveat).
+
+        A partition's clock is computed from every clock passed, moved or not: a batch run again
+        after stopping between the two writes reads its episodes' clocks as stored and raises their
+        partitions' clocks then (a partition's clock is remembered only once written, so a
+        remembered one is a lower bound of the stored one)."""
+        clocks = {c: _ms(t) for c, t in newest.items()}
+        if not clocks:
+            return
+        await self._raise(self.clocks, self.known_clocks, clocks, "newest")
+        partition_of = await self._partitions_of(clocks)
+        per_partition: dict[str, datetime] = {}
+        for episode, t in clocks.items():
+            p = partition_of.get(episode)
+            key = NO_PARTITION if p is None else str(p)
+            per_partition[key] = max(per_partition.get(key, t), t)
+        await self._raise(self.partition_clocks, self.known_partition_clocks, per_partition, "newest")
+
+    async def _partitions_of(self, episode_ids: Iterable[str]) -> dict[str, int | None]:
+        """Episodes' partitions: from the episodes this batch loaded or saved (remembered), else read."""
+        out: dict[str, int | None] = {}
+        unknown: list[str] = []
+        for e in episode_ids:
+            doc = self.known_episodes.get(e)
+            if doc is None:
+                unknown.append(e)
+            else:
+                out[e] = doc.get("partition")
+        for d in await find_by_ids(self.episodes, unknown, {"partition": 1}):
+            out[d["_id"]] = d.get("partition")
+        return out
 
     async def newest_event_time(self) -> datetime | None:
-        """The newest event time seen in any episode (the sweep's clock in event mode)."""
-        doc = await self.clocks.find_one({}, sort=[("newest", -1)])
-        return None if doc is None else doc["newest"]
+        """The newest event time seen in any episode (the sweep's clock in event mode): the newest of
+        the partitions' clocks, one small document per input partition whatever the number of episodes."""
+        times = [d["newest"] async for d in self.partition_clocks.find({}, {"newest": 1})]
+        return max(times, default=None)

@@ -1,0 +1,137 @@
+"""alerts' event clock on the real store (issue 15, "flat with size"): the sweep reads the newest event
+time from one small document per input partition, never every episode's clock, and that time is the
+newest episode clock whichever replica wrote what, in whatever order, and after a batch stopped
+half-way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+
+from attune_alerts.adapters.store import AlertsStore
+from attune_alerts.domain.lifecycle import EpisodeContext
+from attune_alerts.ports import EpisodeRow
+from attune_shared.settings import ServiceSettings
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+PARTITIONS = 3
+
+
+def episode(i: int) -> str:
+    return f"ep_{i:026d}"
+
+
+def at(days: float) -> datetime:
+    return T0 + timedelta(days=days)
+
+
+async def stored_episodes(store: AlertsStore, count: int) -> None:
+    """`count` episodes, episode i on partition i % PARTITIONS."""
+    rows = [
+        EpisodeRow(EpisodeContext(episode(i), "north-01", f"cr_{i}"), partition=i % PARTITIONS, dirty=True)
+        for i in range(count)
+    ]
+    await store.save_episodes(rows=rows)
+
+
+class Commands(CommandListener):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        self.seen.append((event.command_name, dict(event.command)))
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+async def test_the_newest_event_time_is_the_newest_episode_clock_from_one_document_per_partition(
+    fresh_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    owner, other = AlertsStore(fresh_db), AlertsStore(fresh_db)
+    await owner.ensure_indexes()
+    await stored_episodes(owner, 60)
+    assert await owner.newest_event_time() is None
+
+    # Batches on all partitions, out of order across partitions, from two replicas.
+    await owner.advance_clocks(newest={episode(i): at(i) for i in range(0, 30)})
+    await other.advance_clocks(newest={episode(i): at(i / 10) for i in range(30, 60)})
+    assert await other.newest_event_time() == at(29)
+    assert await fresh_db["partition_clocks"].count_documents({}) == PARTITIONS
+
+    # Older times (a lagging partition, a zombie's stale batch after a rebalance) never move it back.
+    other.forget()
+    await other.advance_clocks(newest={episode(29): at(3), episode(28): at(2)})
+    assert await owner.newest_event_time() == at(29)
+    stored = {d["_id"]: d["newest"] async for d in fresh_db["clinic_clocks"].find({})}
+    assert max(stored.values()) == await owner.newest_event_time()
+
+    # A newer one, on a partition the writer does not remember its episodes of, moves it on.
+    await other.advance_clocks(newest={episode(31): at(40)})
+    assert await owner.newest_event_time() == at(40)
+    assert (await fresh_db["partition_clocks"].find_one({"_id": str(31 % PARTITIONS)}) or {})["newest"] == at(
+        40
+    )
+
+
+async def test_a_batch_run_again_after_stopping_between_the_writes_still_moves_the_partition_clock(
+    fresh_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """The episodes' clocks were written, then the process stopped: the batch runs again (elsewhere),
+    reads those clocks as stored, and finds nothing to move there; the partition's clock moves all
+    the same."""
+    first = AlertsStore(fresh_db)
+    await first.ensure_indexes()
+    await stored_episodes(first, 6)
+    await first.advance_clocks(newest={episode(i): at(i) for i in range(6)})
+    # The first write of the next batch, alone: as if the process stopped right after it.
+    await fresh_db["clinic_clocks"].update_one({"_id": episode(4)}, {"$max": {"newest": at(20)}})
+    assert await first.newest_event_time() == at(5)
+
+    again = AlertsStore(fresh_db)
+    clocks = await again.event_clocks(keys=[episode(4)])
+    assert clocks == {episode(4): at(20)}
+    await again.advance_clocks(newest=clocks)
+    assert await again.newest_event_time() == at(20)
+
+
+async def test_a_store_with_episode_clocks_only_gets_their_newest_at_start_up(
+    fresh_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """Episode clocks written before the partition clocks existed still count."""
+    await fresh_db["clinic_clocks"].insert_many([{"_id": episode(i), "newest": at(i)} for i in range(5)])
+    store = AlertsStore(fresh_db)
+    assert await store.newest_event_time() is None
+    await store.ensure_indexes()
+    assert await store.newest_event_time() == at(4)
+    await store.ensure_indexes()  # once only: partition clocks exist now
+    assert await fresh_db["partition_clocks"].count_documents({}) == 1
+
+
+async def test_the_sweeps_clock_reads_no_episode_clock(
+    fresh_db: AsyncDatabase[dict[str, Any]], infra_settings: ServiceSettings
+) -> None:
+    """What newest_event_time asks the store, seen on the wire: one find on the partitions' clocks,
+    no sort, nothing on `clinic_clocks` (which has a document per episode)."""
+    commands = Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra_settings.mongodb_uri.get_secret_value(), tz_aware=True, event_listeners=[commands]
+    )
+    try:
+        store = AlertsStore(client[fresh_db.name])
+        await store.ensure_indexes()
+        await stored_episodes(store, 30)
+        await store.advance_clocks(newest={episode(i): at(i) for i in range(30)})
+        commands.seen.clear()
+        assert await store.newest_event_time() == at(29)
+        asked = [(name, cmd.get(name), "sort" in cmd) for name, cmd in commands.seen]
+        assert asked == [("find", "partition_clocks", False)], asked
+    finally:
+        await client.close()
