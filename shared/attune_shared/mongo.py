@@ -5,13 +5,14 @@ Written for MongoDB; the local stand-in's limits are compensated in attune_share
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, CollectionInvalid
 
 from attune_shared.settings import ServiceSettings
 from attune_shared.standin import BulkCounts, bulk_write, find_in, replace_newer
@@ -51,6 +52,27 @@ def make_client(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
         appname=f"attune-{settings.service_name}",
         tz_aware=True,
     )
+
+
+async def ensure_collections(*collections: AsyncCollection[dict[str, Any]]) -> None:
+    """Create whichever of these collections does not exist yet (at start-up, with the indexes).
+
+    A service creates every collection it writes before it consumes, never implicitly on a first
+    write in the middle of the stream: creating a collection is a catalog change, the one write a
+    crash of the store can leave half done on the local stand-in (FerretDB 1.24 keeps a table its
+    catalog lacks, and every later create fails: docs/reliability.md, scenario 8b), and on MongoDB
+    an implicit create under load takes a database lock.
+    """
+    by_db: dict[str, list[AsyncCollection[dict[str, Any]]]] = {}
+    for coll in collections:
+        by_db.setdefault(coll.database.name, []).append(coll)
+    for group in by_db.values():
+        existing = set(await group[0].database.list_collection_names())
+        for coll in group:
+            if coll.name not in existing:
+                with contextlib.suppress(CollectionInvalid):  # created meanwhile by another instance
+                    await coll.database.create_collection(coll.name)
+                existing.add(coll.name)
 
 
 async def insert_new(

@@ -212,3 +212,16 @@ async def test_a_replayed_batch_changes_nothing(fresh_db: AsyncDatabase[dict[str
     assert await m.insert_new(coll, batch) == (30, 0)
     assert await m.insert_new(coll, [*batch, {"_id": "ev_new", "v": 1}]) == (1, 30)
     assert await coll.count_documents({}) == 31
+
+
+async def test_ensure_collections_creates_only_the_missing_ones_and_tolerates_a_racing_creator(
+    fresh_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """Services create every collection they write at start-up (never implicitly mid-stream)."""
+    await fresh_db["kept"].insert_one({"_id": "k"})
+    wanted = [fresh_db["kept"], fresh_db["a"], fresh_db["b"]]
+    await asyncio.gather(m.ensure_collections(*wanted), m.ensure_collections(*wanted))  # two instances
+    assert sorted(await fresh_db.list_collection_names()) == ["a", "b", "kept"]
+    assert await fresh_db["kept"].count_documents({}) == 1  # an existing collection is left as it was
+    await m.ensure_collections(*wanted)  # idempotent
+    assert sorted(await fresh_db.list_collection_names()) == ["a", "b", "kept"]

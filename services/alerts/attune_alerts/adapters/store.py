@@ -50,6 +50,7 @@ from attune_shared.events import Alert, AlertEvent
 from attune_shared.mongo import (
     ConcurrentUpdate,
     bulk_write,
+    ensure_collections,
     find_by_ids,
     find_in,
     insert_clashing,
@@ -198,7 +199,19 @@ class AlertsStore(ConsumerStore, ChangeLog, SweepStore, Outbox, AlertQueries):
         self.input_marks_coll = db["input_marks"]
 
     async def ensure_indexes(self) -> None:
-        """Uniqueness of change causes, and the indexes the API, sweeps and outbox query by."""
+        """Every collection, uniqueness of change causes, and the indexes the API, sweeps and outbox query by."""
+        await ensure_collections(
+            self.episodes,
+            self.alerts,
+            self.changes,
+            self.escalation_claims,
+            self.deliveries,
+            self.delivery_claims,
+            self.audit_log,
+            self.clocks,
+            self.partition_clocks,
+            self.input_marks_coll,
+        )
         await self.changes.create_index("cause_key", unique=True, name="cause_unique")
         await self.changes.create_index([("alert_id", 1), ("seq", 1)], name="by_alert")
         await self.changes.create_index("origin_event_id", name="by_origin")

@@ -20,6 +20,7 @@ from attune_intake.ports import ConsumerStore, ReidentificationStore, Submission
 from attune_shared.events import DeadLetter
 from attune_shared.mongo import (
     ConcurrentUpdate,
+    ensure_collections,
     find_by_ids,
     insert_clashing,
     keep_dead_letters,
@@ -108,6 +109,13 @@ class IntakeStore(ConsumerStore, SubmissionStore, ReidentificationStore):
 
     async def ensure_indexes(self) -> None:
         """Indexes for listing dead letters by time and code."""
+        await ensure_collections(
+            self.receipts,
+            self.clients,
+            self.dead_letters,
+            self.reidentifications,
+            self.db["fhir_resources"],  # attune_intake.fhir.store's
+        )
         await self.dead_letters.create_index([("received_at", DESCENDING)], name="by_time")
         await self.dead_letters.create_index([("error.code", 1), ("received_at", DESCENDING)], name="by_code")
         await self.reidentifications.create_index([("at", DESCENDING)], name="by_time")

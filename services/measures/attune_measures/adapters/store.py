@@ -46,6 +46,7 @@ from attune_shared.instruments import INSTRUMENTS
 from attune_shared.mongo import (
     ConcurrentUpdate,
     bulk_write,
+    ensure_collections,
     find_by_ids,
     find_in,
     insert_clashing,
@@ -178,6 +179,7 @@ class MeasuresStore(ResponseStore, ResponseQueries):
 
     async def ensure_indexes(self) -> None:
         """A group's responses by session time, a clinician's by clinic; dead letters by time and code."""
+        await ensure_collections(self.responses, self.series, self.keys, self.dead_letters, self.audit_log)
         await self.responses.create_index(
             [("series_key", ASCENDING), ("session_ts", ASCENDING)], name="by_series"
         )

@@ -31,7 +31,7 @@ from attune_measures.domain.trajectories import (
     TrajectoryModel,
 )
 from attune_measures.ports import TrajectoryStore
-from attune_shared.mongo import bulk_write, find_by_ids, find_in, insert_new
+from attune_shared.mongo import bulk_write, ensure_collections, find_by_ids, find_in, insert_new
 
 
 def model_id(instrument: str, version: str) -> str:
@@ -50,6 +50,7 @@ class TrajectoryRepository(TrajectoryStore):
 
     async def ensure_indexes(self) -> None:
         """An instrument's models newest first."""
+        await ensure_collections(self.episodes, self.series, self.responses, self.models)
         await self.models.create_index(
             [("instrument", ASCENDING), ("fitted_at", DESCENDING)], name="by_instrument_time"
         )

@@ -36,6 +36,7 @@ from attune_reporting.ports import DataStore, Mark
 from attune_shared.mongo import (
     ConcurrentUpdate,
     delete_by_ids,
+    ensure_collections,
     find_by_ids,
     insert_clashing,
     insert_new,
@@ -77,9 +78,19 @@ class ReportingStore(DataStore):
         self._indexed = False
 
     async def ensure_indexes(self) -> None:
-        """Create the indexes the reads use (once per store; idempotent on the server too)."""
+        """Create the collections and the indexes the reads use (once per store; idempotent on the server)."""
         if self._indexed:
             return
+        await ensure_collections(
+            *self.facts.values(),
+            self.episode_docs,
+            self.client_indexes,
+            self.clinic_reports,
+            self.network,
+            self.dirty,
+            self.locks,
+            self.rejected,
+        )
         for coll in self.facts.values():
             await coll.create_index([("clinic_id", 1), ("month", 1)], name="by_cell")
         await self.episode_docs.create_index("clinic_id", name="by_clinic")
