@@ -71,25 +71,19 @@ def test_sigkill_kafka_mid_stream(world: Scenario, baseline: Snapshot, tmp_path:
 
 
 # Killing the store mid-stream (PostgreSQL, or FerretDB alone) can catch FerretDB 1.24 creating a
-# collection: its table is created but the catalog never records it, so every later create of that
-# collection fails ('relation ... already exists') and the service writing it retries for ever.
-# Reporting creates per-cell collections as it goes, so it hits this; seen in the full make test of
-# 2026-12-07 at 18:14 (PostgreSQL killed) and 18:48 (FerretDB killed). docs/reliability.md.
-BLOCKED_BY_STANDIN = (
-    "blocked by the stand-in: FerretDB 1.24 killed (or its PostgreSQL killed) mid collection-create "
-    "leaves a table its catalog lacks, and every later create of that collection fails; unblocked by "
-    "issue 15 removing reporting's per-cell collections, or a catalog repair in deploy/infra.sh"
-)
+# collection: its table is created but the catalog never records it, and every later create of that
+# collection fails ('relation ... already exists'). Both scenarios were blocked by this while
+# reporting created per-cell collections as it went (make test of 2026-12-07 at 18:14 and 18:48);
+# now every service creates all its collections at start (attune_shared.mongo.ensure_collections)
+# and nothing is created mid-stream. docs/reliability.md, scenario 8b.
 
 
-@pytest.mark.skip(reason=BLOCKED_BY_STANDIN)
 def test_sigkill_ferretdb_mid_stream(world: Scenario, baseline: Snapshot, tmp_path: Path) -> None:
     run, snap = run_scenario("ferretdb-sigkill", tmp_path, world, {1: _sigkill_ferretdb}, pause_s=0.5)
     assert run.events[-1] == "running at the end: 4 of 4", run.events
     check("sigkill ferretdb", run, snap, baseline)
 
 
-@pytest.mark.skip(reason=BLOCKED_BY_STANDIN)
 def test_sigkill_postgres_mid_stream(world: Scenario, baseline: Snapshot, tmp_path: Path) -> None:
     def postgres(run: StackRun) -> None:
         n = sigkill_postgres()
