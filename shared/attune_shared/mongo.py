@@ -5,19 +5,19 @@ Written for MongoDB; the local stand-in's limits are compensated in attune_share
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, CollectionInvalid
+from pymongo.errors import BulkWriteError, CollectionInvalid, OperationFailure
 
 from attune_shared.settings import ServiceSettings
 from attune_shared.standin import BulkCounts, bulk_write, find_in, replace_newer
 
 DUPLICATE_KEY = 11000
+NAMESPACE_EXISTS = 48
 __all__ = [
     "DUPLICATE_KEY",
     "BulkCounts",
@@ -70,8 +70,13 @@ async def ensure_collections(*collections: AsyncCollection[dict[str, Any]]) -> N
         existing = set(await group[0].database.list_collection_names())
         for coll in group:
             if coll.name not in existing:
-                with contextlib.suppress(CollectionInvalid):  # created meanwhile by another instance
+                try:
                     await coll.database.create_collection(coll.name)
+                except CollectionInvalid:  # seen by PyMongo's own check: created meanwhile
+                    pass
+                except OperationFailure as exc:  # created meanwhile by another instance
+                    if exc.code != NAMESPACE_EXISTS:
+                        raise
                 existing.add(coll.name)
 
 

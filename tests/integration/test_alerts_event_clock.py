@@ -102,16 +102,20 @@ async def test_a_batch_run_again_after_stopping_between_the_writes_still_moves_t
     assert await again.newest_event_time() == at(20)
 
 
-async def test_a_store_with_episode_clocks_only_gets_their_newest_at_start_up(
+async def test_the_newest_episode_clock_reaches_the_partition_clocks_at_every_start(
     fresh_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    """Episode clocks written before the partition clocks existed still count."""
+    """Episode clocks written before the partition clocks existed, or by an earlier release during a
+    rolling upgrade, still count."""
     await fresh_db["clinic_clocks"].insert_many([{"_id": episode(i), "newest": at(i)} for i in range(5)])
     store = AlertsStore(fresh_db)
     assert await store.newest_event_time() is None
     await store.ensure_indexes()
     assert await store.newest_event_time() == at(4)
-    await store.ensure_indexes()  # once only: partition clocks exist now
+    # an instance of the earlier release moves an episode clock (episode clocks only)
+    await fresh_db["clinic_clocks"].update_one({"_id": episode(0)}, {"$max": {"newest": at(50)}})
+    await store.ensure_indexes()  # the next start
+    assert await store.newest_event_time() == at(50)
     assert await fresh_db["partition_clocks"].count_documents({}) == 1
 
 

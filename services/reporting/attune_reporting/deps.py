@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 
 from attune_reporting.adapters.pointer import ActiveDatabase
 from attune_reporting.materializer import Materializer
@@ -30,9 +30,17 @@ def deps_of(request: Request) -> Deps:
     return deps
 
 
-def report_source(request: Request) -> ReportSource:
-    """FastAPI dependency: the service's report source (tests override it)."""
-    return deps_of(request).reports
+async def report_source(request: Request) -> ReportSource:
+    """FastAPI dependency: the service's report source (tests override it); 503 while the active data
+    database is in the layout of an earlier release, whose reports this code cannot read."""
+    deps = deps_of(request)
+    if (await deps.active.store()).legacy:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the read model is in the storage layout of an earlier release: "
+            "run `attune reporting rebuild` (services/reporting/README.md)",
+        )
+    return deps.reports
 
 
 def report_settings(request: Request) -> ReportingSettings:

@@ -99,8 +99,16 @@ class Database:
 
         self.client = Client()
 
+    name = "attune_alerts"
+
     def __getitem__(self, name: str) -> Collection:
         return self.collections.setdefault(name, Collection(self, name))
+
+    async def list_collection_names(self) -> list[str]:
+        return sorted(self.collections)
+
+    async def create_collection(self, name: str) -> Collection:
+        return self[name]
 
 
 def stored(db: Database, partitions: Mapping[int, int]) -> None:
@@ -162,12 +170,16 @@ async def test_a_batch_run_again_after_stopping_between_the_writes_still_moves_t
     assert await again.newest_event_time() == at(20)
 
 
-async def test_a_store_with_episode_clocks_only_gets_their_newest_at_start_up() -> None:
+async def test_the_newest_episode_clock_reaches_the_partition_clocks_at_every_start() -> None:
+    """Also after an instance of an earlier release, which wrote episode clocks only (a rolling
+    upgrade), so the sweep's clock never stays behind the episodes'."""
     db = Database()
     await db["clinic_clocks"].insert_many([{"_id": episode(i), "newest": at(i)} for i in range(5)])
     store = AlertsStore(db)  # type: ignore[arg-type]
     await store.ensure_indexes()
     assert await store.newest_event_time() == at(4)
     await db["clinic_clocks"].update_one({"_id": episode(0)}, {"$max": {"newest": at(50)}}, upsert=True)
-    await store.ensure_indexes()  # once only: the partitions' clocks are there now
-    assert await store.newest_event_time() == at(4)
+    assert await store.newest_event_time() == at(4)  # read at start only
+    restarted = AlertsStore(db)  # type: ignore[arg-type]
+    await restarted.ensure_indexes()
+    assert await restarted.newest_event_time() == at(50)

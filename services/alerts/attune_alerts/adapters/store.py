@@ -62,7 +62,8 @@ from attune_shared.mongo import (
 
 # The `partition_clocks` document of episodes stored without a partition (not consumed from Kafka).
 NO_PARTITION = "-"
-# The one written at start-up for the episode clocks of a store older than `partition_clocks`.
+# The one raised at every start to the newest episode clock (a store older than `partition_clocks`,
+# or episode clocks written by an earlier release during a rolling upgrade).
 EARLIER = "earlier"
 
 # ---------------------------------------------------------------- episodes
@@ -232,10 +233,9 @@ class AlertsStore(ConsumerStore, ChangeLog, SweepStore, Outbox, AlertQueries):
         await self._seed_partition_clocks()
 
     async def _seed_partition_clocks(self) -> None:
-        """A store whose episode clocks were written before `partition_clocks` existed gets their
-        newest there (once: one sorted read of the episode clocks at start-up, never again)."""
-        if await self.partition_clocks.find_one({}, {"_id": 1}) is not None:
-            return
+        """The newest episode clock, into `partition_clocks` at every start (one sorted read of the
+        episode clocks): a store written before `partition_clocks` existed, or by instances of an
+        earlier release during a rolling upgrade, gets its clock there too."""
         top = await self.clocks.find_one({}, {"newest": 1}, sort=[("newest", DESCENDING)])
         if top is not None:
             await self.partition_clocks.update_one(

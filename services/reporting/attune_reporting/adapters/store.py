@@ -16,8 +16,8 @@ Every read is an `_id` lookup or an equality on indexed fields, so the cost of a
 with the data (issue 15). An earlier layout kept one collection per cell and kind
 (`care.<clinic>.<month>`, ...): a collection was created for every new cell while the stream ran,
 which the FerretDB stand-in cannot survive a crash in the middle of (docs/reliability.md, scenario
-8b). A data database in that layout is not read by this code: rebuild it (`attune rebuild-reports`,
-services/reporting/README.md); `legacy_layout()` says whether one is in use.
+8b). A data database in that layout is not read by this code: the report endpoints answer 503 on it
+until `attune reporting rebuild` has moved it to this one (`legacy`, set by `ensure_indexes`).
 """
 
 from __future__ import annotations
@@ -76,11 +76,15 @@ class ReportingStore(DataStore):
         self.client_indexes = db["client_index"]
         self.clinic_reports = db["report_clinic"]
         self._indexed = False
+        # whether the database has collections of the earlier per-cell layout (known after ensure_indexes)
+        self.legacy = False
 
     async def ensure_indexes(self) -> None:
         """Create the collections and the indexes the reads use (once per store; idempotent on the server)."""
         if self._indexed:
             return
+        names = await self.db.list_collection_names()
+        self.legacy = any(n.startswith(_LEGACY_PREFIXES) for n in names)
         await ensure_collections(
             *self.facts.values(),
             self.episode_docs,
@@ -100,8 +104,8 @@ class ReportingStore(DataStore):
 
     async def legacy_layout(self) -> bool:
         """Whether this database holds collections of the earlier per-cell layout (rebuild it)."""
-        names = await self.db.list_collection_names()
-        return any(n.startswith(_LEGACY_PREFIXES) for n in names)
+        await self.ensure_indexes()
+        return self.legacy
 
     # ------------------------------------------------------------------ facts
 
