@@ -7,7 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 import typer
@@ -313,6 +313,14 @@ def bench(
             help="only the throughput drain(s): no raw limit, naive baseline, chain, latency or scale-out run",
         ),
     ] = False,
+    grow: Annotated[
+        Literal["clients", "weeks"],
+        typer.Option(
+            help="how a larger --events size grows the network: more clients and clinics over --weeks "
+            "(clients), or the smallest size's network over proportionally more weeks (weeks: data "
+            "growth alone, the same clients per batch)"
+        ),
+    ] = "clients",
 ) -> None:
     """Measure throughput, CPU, memory, alert latency and scale-out beside the four-stage chain, the raw
     limit and a naive design."""
@@ -331,6 +339,7 @@ def bench(
         naive_seconds=naive_seconds,
         timeout=timeout,
         only_throughput=only_throughput,
+        grow=grow,
         console=console,
     )
 

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,7 @@ class Results:
     git_revision: str
     cores: int
     records: int
-    network: dict[str, int]
+    network: dict[str, Any]
     pipeline: PipelineRun | None = None
     raw_limit_eps: float = 0.0
     naive_eps: float = 0.0
@@ -623,13 +623,19 @@ def run_bench(
     latency_seconds: float = 120.0,
     chain: bool = True,
     profile: bool = False,
+    grow: str = "clients",
 ) -> Results:
     """The whole benchmark; prints the table and writes the JSON results file.
 
     One size and not `only_throughput`: the classic run (one drain, then the comparisons). Several
     sizes, or `only_throughput`: one drain per size, smallest first, then (unless `only_throughput`)
     the comparisons on the largest size's network, and the table of the sizes. `profile`: py-spy
-    flame graphs of each service during the largest drain, under bench/results/."""
+    flame graphs of each service during the largest drain, under bench/results/. `grow`: "clients"
+    sizes each network for its size over `weeks`; "weeks" keeps the smallest size's network (clinics,
+    clients, seed) and runs it over proportionally more weeks, so only the data grows, not the number
+    of clients a batch of records spreads over."""
+    if grow not in ("clients", "weeks"):
+        raise ValueError(f"grow must be clients or weeks, not {grow!r}")
     sizes = sorted({events} if isinstance(events, int) else set(events))
     if not sizes:
         raise ValueError("no --events size to run")
@@ -651,14 +657,25 @@ def run_bench(
     stamp = started_at.replace(":", "").replace("-", "")
     results_dir = ROOT / "bench" / "results"
     runs: list[PipelineRun] = []
+    first: SimConfig | None = None  # the smallest size's network
     for i, size in enumerate(sizes):
         if i:  # the previous size's topics and databases, so each size starts on an equal store
             asyncio.run(_clean(base, console))
         t = time.monotonic()
-        config, scenario = scenario_for(size, weeks, seed)
+        if grow == "weeks" and first is not None:
+            longer = round(weeks * size / sizes[0])
+            if longer > 104:
+                raise ValueError(
+                    f"--grow weeks: {size} records need {longer} weeks of the network; at most 104"
+                )
+            config = replace(first, weeks=longer)
+            scenario = generate(config)
+        else:
+            config, scenario = scenario_for(size, weeks, seed)
+        first = first or config
         console.print(
             f"{f'size {size}: ' if by_size else ''}"
-            f"network: {config.clinics} clinics, {config.clients} clients, {weeks} weeks, seed {seed}: "
+            f"network: {config.clinics} clinics, {config.clients} clients, {config.weeks} weeks, seed {seed}: "
             f"{len(scenario.records)} records (generated in {time.monotonic() - t:.1f}s)"
         )
         largest = i == len(sizes) - 1
@@ -672,7 +689,13 @@ def run_bench(
         git_revision=revision,
         cores=os.cpu_count() or 0,
         records=len(scenario.records),
-        network={"clinics": config.clinics, "clients": config.clients, "weeks": weeks, "seed": seed},
+        network={
+            "clinics": config.clinics,
+            "clients": config.clients,
+            "weeks": config.weeks,
+            "seed": seed,
+            "grow": grow,
+        },
         pipeline=runs[-1],
         store=infra.store,
     )
