@@ -177,11 +177,29 @@ class SmallDisk:
         with contextlib.suppress(subprocess.CalledProcessError):
             _psql("ALTER SYSTEM RESET default_tablespace")
             _psql("SELECT pg_reload_conf()")
+        # Whatever still has files on the tmpfs goes with it: the run's databases are dropped by
+        # StackRun.stop, but anything else created while the tablespace was the default (or a drop
+        # that failed) would stay in the catalog with its files gone, and FerretDB, which reads every
+        # database's metadata table when it starts, would fail on it at its next start (seen: a
+        # probe database left by an interrupted run broke the FerretDB SIGKILL scenario after it).
         with contextlib.suppress(subprocess.CalledProcessError):
+            schemas = _psql(
+                "SELECT DISTINCT n.nspname FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace "
+                f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.spcname = '{self.name}'"
+            ).split()
+            for schema in schemas:
+                _psql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        dropped = True
+        try:
             _psql(f"DROP TABLESPACE IF EXISTS {self.name}")
+        except subprocess.CalledProcessError:
+            dropped = False
         subprocess.run(["umount", "-l", str(self.path)], check=False, timeout=30)
         with contextlib.suppress(OSError):
             self.path.rmdir()
+        assert dropped, (
+            f"tablespace {self.name} could not be dropped: the local cluster needs `make clean-data`"
+        )
 
 
 @contextlib.contextmanager
