@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from attune_cli.simulator.model import Scenario
-from tests.faults.harness import Snapshot, StackRun, scenario, truth_report
+from tests.faults.harness import DRIFT, RESULTS, Snapshot, StackRun, scenario, truth_report
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +28,18 @@ def baseline(world: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Snaps
         run.stop()
     assert snap.outcome.ok, truth_report(snap)
     return snap
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Every fault scenario's result and its alert id drift, also when it passed: the suite asserts
+    alert contents; ids, event ids and bytes are compared and reported here (issue 18), so a log of
+    `make test` says whether any run drifted."""
+    if not RESULTS:
+        return
+    terminalreporter.section("fault scenarios: results and alert id drift")
+    for name, result in RESULTS.items():
+        drift = DRIFT.get(name)
+        terminalreporter.write_line(
+            f"{name}: {result if result == 'pass' else 'FAIL'}; ids "
+            + (f"DRIFT {drift}" if drift else "identical to the no-fault run (ids, event ids, bytes)")
+        )

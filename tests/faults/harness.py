@@ -403,8 +403,10 @@ def _bodies(events: Sequence[dict[str, Any]]) -> dict[str, str]:
     return bodies
 
 
-# Results of the fault scenarios by name ("pass" or what failed), for the summary.
+# Results of the fault scenarios by name ("pass" or what failed), and the alert id drift each showed
+# against the no-fault run (empty: byte-identical), for the terminal summary (tests/faults/conftest.py).
 RESULTS: dict[str, str] = {}
+DRIFT: dict[str, dict[str, Any]] = {}
 
 
 def truth_report(snap: Snapshot) -> str:
@@ -417,7 +419,7 @@ def truth_report(snap: Snapshot) -> str:
 def check(name: str, run: StackRun, snap: Snapshot, base: Snapshot, **kw: Any) -> None:
     """Assert a fault run matches the no-fault run and the ground truth, and print what it did."""
     diffs = snap.differences(base, **kw)
-    drift = snap.id_differences(base)
+    drift = DRIFT[name] = snap.id_differences(base)
     if drift:
         print(f"\n[{name}] ID DRIFT (reported, not asserted; issue 18): {drift}")
     truth = truth_report(snap) if not snap.outcome.ok and "extra_dead" not in kw else ""
