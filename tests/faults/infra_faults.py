@@ -89,6 +89,20 @@ def sigkill_postgres() -> int:
     return len(victims)
 
 
+@contextlib.contextmanager
+def synchronous_commit_on() -> Iterator[None]:
+    """synchronous_commit on for every session while inside (ALTER SYSTEM, read after the cluster's
+    own settings file, so it also holds across a restart), back to the cluster's setting after."""
+    _psql("ALTER SYSTEM SET synchronous_commit = on")
+    _psql("SELECT pg_reload_conf()")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _psql("ALTER SYSTEM RESET synchronous_commit")
+            _psql("SELECT pg_reload_conf()")
+
+
 def restart_postgres() -> None:
     """Start the cluster again (pg_ctl waits until it accepts connections, after crash recovery)."""
     infra("start", "postgres")

@@ -30,6 +30,7 @@ from tests.faults.infra_faults import (
     restart_postgres,
     sigkill_postgres,
     small_disk,
+    synchronous_commit_on,
 )
 
 pytestmark = pytest.mark.faults
@@ -85,6 +86,12 @@ def test_sigkill_ferretdb_mid_stream(world: Scenario, baseline: Snapshot, tmp_pa
 
 
 def test_sigkill_postgres_mid_stream(world: Scenario, baseline: Snapshot, tmp_path: Path) -> None:
+    """With synchronous_commit on for the run, as production's durable writes are (a MongoDB replica
+    set's default write concern, majority, waits for the journal). The local cluster's default, off,
+    acknowledges a commit before its WAL is flushed, so a crash of PostgreSQL may lose the last few
+    hundred milliseconds of acknowledged writes, whose offsets were then committed: lost for good
+    (make test of 2026-12-07 21:51 lost one of measures' episode closures that way)."""
+
     def postgres(run: StackRun) -> None:
         n = sigkill_postgres()
         run.note(f"postgres: SIGKILL to the postmaster and its {n - 1} backends")
@@ -92,7 +99,8 @@ def test_sigkill_postgres_mid_stream(world: Scenario, baseline: Snapshot, tmp_pa
         restart_postgres()
         run.note("postgres started (crash recovery)")
 
-    run, snap = run_scenario("pg-sigkill", tmp_path, world, {0: postgres}, pause_s=0.5)
+    with synchronous_commit_on():
+        run, snap = run_scenario("pg-sigkill", tmp_path, world, {0: postgres}, pause_s=0.5)
     assert run.events[-1] == "running at the end: 4 of 4", run.events
     check("sigkill postgres", run, snap, baseline)
 
