@@ -82,6 +82,25 @@ def waves(versions: list[ResponseVersion]) -> list[list[ResponseVersion]]:
     return out
 
 
+def series_of(event: MeasureScored) -> str:
+    """The group a published measure belongs to (ResponseVersion.series_key)."""
+    return f"{event.episode_id}:{event.instrument}"
+
+
+def wave_causes(wave: list[ResponseVersion], arrival: dict[int, int], index: SeriesIndex) -> dict[str, int]:
+    """Each group a wave recomputes, with the place in its run of the version that makes it recompute:
+    the version's own group and the group an amendment moves it out of (a wave holds one version per
+    group, so each group has one cause)."""
+    cause: dict[str, int] = {}
+    for v in wave:
+        at = arrival[id(v)]
+        cause[v.series_key] = at
+        old = index.series_of.get(v.key)
+        if old is not None:
+            cause.setdefault(old, at)
+    return cause
+
+
 class SeriesIndex:
     """Which keys of a batch's book belong to which group, kept in step with the book."""
 
@@ -208,7 +227,14 @@ class MeasuresPipeline:
         # of waves and thousands of members): the index finds them without scanning the book.
         index = SeriesIndex(state.book)
         for run, forward in runs(items):
+            # Waves reorder a run (a later version of another group joins an earlier wave; a group's
+            # events come out in session and instrument order), so each event is published where the
+            # version that caused it stood in the run, as record-at-a-time processing would: a
+            # session's WAI-SR that came before its SRS is published before it in every batching.
+            caused: list[tuple[int, int, MeasureScored]] = []
+            arrival = {id(v): i for i, v in enumerate(run)}
             for wave in waves(run):
+                cause = wave_causes(wave, arrival, index)
                 applied = apply_versions(index.part(state.book, wave), wave)
                 index.merge(state.book, applied.book)
                 missing = applied.touched - queried
@@ -223,13 +249,18 @@ class MeasuresPipeline:
                 settled = settle(applied, members, self.thresholds.for_clinic, models)
                 series.update(settled.series)
                 index.merge(state.book, settled.book)
-                result.published.extend(settled.events)
-                out.extend(
-                    OutRecord(self.out_measures, e.kafka_key.encode(), e.model_dump_json().encode())
-                    for e in settled.events
+                caused.extend(
+                    (cause.get(series_of(e), len(run)), len(caused) + n, e)
+                    for n, e in enumerate(settled.events)
                 )
                 changed.update(settled.changed)
                 verdicts.extend(applied.verdicts)
+            events = [e for _, _, e in sorted(caused, key=lambda c: (c[0], c[1]))]
+            result.published.extend(events)
+            out.extend(
+                OutRecord(self.out_measures, e.kafka_key.encode(), e.model_dump_json().encode())
+                for e in events
+            )
             if forward is not None:
                 out.append(forward)
                 result.forwarded += 1

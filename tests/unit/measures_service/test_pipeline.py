@@ -13,10 +13,11 @@ from attune_measures.settings import MeasuresSettings
 from attune_shared.kafka import Inbound
 from tests.support.fakes import Crash, MemoryResponses
 from tests.support.ids import rs
-from tests.unit.measures_service.builders import CLIENT, session, srs, submitted
+from tests.unit.measures_service.builders import CLIENT, session, srs, submitted, version
 
 SETTINGS = MeasuresSettings(attune_name_prefix="u_")
 TOPIC = "u_clinic.care.v1"
+TOPIC_OUT = "u_clinic.measures.v1"
 
 
 class MemoryBroker:
@@ -146,3 +147,35 @@ async def test_a_batch_tried_again_is_scored_with_the_models_of_its_first_attemp
     assert models.seen and all(b is first for b in models.seen)
     await pipeline.process(records(encoded(srs("s3", 38, 2))))  # the next batch: the new models
     assert models.seen[-1] is models.book
+
+
+def wai(rid: str, level: int, day: float, **kw: Any) -> Any:
+    """A client-rated WAI-SR response with every item at `level` (1..5)."""
+    return version(rid, "WAI-SR", [level] * 12, day, **kw)
+
+
+async def test_a_sessions_wai_sr_and_srs_are_published_in_their_arrival_order_in_any_batching() -> None:
+    """Issue 18: a batch settles one version per group at a time (waves) and each group's events in
+    session and instrument order, so a session's SRS came out before its WAI-SR when both were in one
+    batch and after it when a batch boundary fell between them; alerts, which names an alert by the
+    input that raised it, then raised the same rupture under another id. Every batching now publishes
+    what record-at-a-time processing does, in the same order."""
+    stream = []
+    for day, (level, total) in enumerate([(5, 38), (5, 39), (4, 38), (5, 38), (2, 28), (5, 40)]):
+        stream += [wai(f"w{day}", level, day), srs(f"s{day}", total, day)]
+    stream.append(wai("w3", 3, 3, status="amended", occurred=session(8)))  # a group revised late
+    stream.append(srs("s6", 36, 6))
+    values = encoded(*stream)
+    single, broker_single, _, _ = make()
+    for one in values:
+        await single.process(records([one]))
+    expected = [(m["instrument"], m["response_id"], m["revision"]) for m in broker_single.events(TOPIC_OUT)]
+    assert expected[:2] == [("WAI-SR", rs("w0"), 1), ("SRS", rs("s0"), 1)]
+    for cut in range(len(values) + 1):
+        split, broker_split, _, _ = make()
+        for part in (values[:cut], values[cut:]):
+            if part:
+                await split.process(records(part))
+        got = [(m["instrument"], m["response_id"], m["revision"]) for m in broker_split.events(TOPIC_OUT)]
+        assert got == expected, f"cut at {cut}"
+        assert broker_split.events(TOPIC_OUT) == broker_single.events(TOPIC_OUT)
