@@ -87,14 +87,31 @@ class Materializer:
         self._local = asyncio.Lock()
         self.ended = 0.0  # monotonic time the last run that had marks ended
         self.took = 0.0  # and how long it took
+        self._wanted = asyncio.Event()  # a drained consumer skipped a run: the sweep runs it when rested
 
-    def rested(self, at_least: float = 0.0) -> bool:
-        """Whether the last run ended long enough ago: `at_least` seconds, and its duration x
+    def rest_left(self, at_least: float = 0.0) -> float:
+        """Seconds until the last run ended long enough ago: `at_least` seconds, and its duration x
         (1 / ATTUNE_REPORTING_BACKLOG_MATERIALIZE_SHARE - 1), so repeated runs over big cells take
         at most about that share of the time (the pause is capped at a minute)."""
         share = float(getattr(self.settings, "attune_reporting_backlog_materialize_share", 1.0))
         pause = max(at_least, min(60.0, self.took * (1 / share - 1)))
-        return time.monotonic() - self.ended >= pause
+        return max(0.0, pause - (time.monotonic() - self.ended))
+
+    def rested(self, at_least: float = 0.0) -> bool:
+        """Whether the pause after the last run is over (rest_left)."""
+        return self.rest_left(at_least) <= 0.0
+
+    def want(self) -> None:
+        """Ask the sweep for a run as soon as the pause is over (a drained consumer that skipped one)."""
+        self._wanted.set()
+
+    async def _nap(self, interval: float) -> None:
+        """Sleep the sweep's interval, or less: when a consumer asked for a run, until the pause is over."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wanted.wait(), interval)
+        if self._wanted.is_set():
+            self._wanted.clear()
+            await asyncio.sleep(self.rest_left())
 
     async def run(self, store: ReadModel, progress: Progress | None = None) -> RunResult:
         """Process every pending mark; returns once none is left (waits for another holder's lease)."""
@@ -231,7 +248,7 @@ class Materializer:
                 log.warning("materializer_retry", error=str(exc))
             except Exception as exc:  # the sweep must outlive a store outage
                 log.warning("materializer_sweep_failed", error=type(exc).__name__, detail=str(exc)[:200])
-            await asyncio.sleep(interval)
+            await self._nap(interval)
 
 
 def _set(gauge: Any, clinic_id: str, value: float | int | None) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import pytest
+
+import attune_reporting.materializer as materializer_module
 from attune_reporting.materializer import Materializer
 from attune_reporting.pipeline import ReportingPipeline
 from attune_reporting.settings import ReportingSettings
@@ -14,10 +18,56 @@ def _pipeline(**overrides: float) -> ReportingPipeline:
     return ReportingPipeline(settings, active=None, materializer=Materializer(settings))  # type: ignore[arg-type]
 
 
-def test_a_batch_that_is_not_full_always_materializes() -> None:
-    p = _pipeline(attune_reporting_backlog_materialize_s=600)
-    p.materializer.ended, p.materializer.took = time.monotonic(), 30.0
-    assert p._materialize_now(p.settings.attune_batch_max_records - 1)
+def test_a_drained_batch_materializes_unless_the_last_run_asks_for_a_pause_then_the_sweep_runs_it() -> None:
+    # A steady trickle: every batch is small and leaves nothing waiting. Recomputing after each one
+    # took most of the service's time, and its lag grew for as long as the trickle lasted.
+    p = _pipeline(attune_reporting_backlog_materialize_s=600, attune_reporting_backlog_materialize_share=0.25)
+    small, m = p.settings.attune_batch_max_records - 1, p.materializer
+    assert p._materialize_now(small)  # never ran; the 600 s floor is for backlogs only
+    assert not m._wanted.is_set()
+    m.ended, m.took = time.monotonic() - 0.5, 1.0  # a 1 s run earns a 3 s pause
+    assert not p._materialize_now(small)
+    assert m._wanted.is_set()  # the sweep runs it when the pause is over
+    m.ended = time.monotonic() - 3.5
+    assert p._materialize_now(small)
+
+
+async def test_the_sweep_runs_a_wanted_run_when_the_pause_is_over_not_at_its_next_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    m = Materializer(ReportingSettings(attune_reporting_sweep_interval_s=3600))
+    runs: list[float] = []
+    second = asyncio.Event()
+
+    class Store:
+        async def pending(self) -> bool:
+            return True
+
+    async def run(store: object, progress: object = None) -> None:
+        runs.append(time.monotonic())
+        m.ended, m.took = time.monotonic(), 0.0
+        if len(runs) == 2:
+            second.set()
+
+    async def stores() -> Store:
+        return Store()
+
+    async def no_gauges(store: object) -> None:
+        pass
+
+    monkeypatch.setattr(m, "run", run)
+    monkeypatch.setattr(materializer_module, "refresh_gauges", no_gauges)
+    sweep = asyncio.create_task(m.sweep_forever(stores))
+    try:
+        await asyncio.sleep(0.05)
+        assert len(runs) == 1  # the sweep's first pass
+        m.ended, m.took = time.monotonic(), 0.1  # just ran for 0.1 s: 0.3 s of pause (share 1/4)
+        pause_over = m.ended + 0.3
+        m.want()
+        await asyncio.wait_for(second.wait(), 10)  # the sweep's interval is an hour
+        assert runs[1] >= pause_over - 0.01  # not before the pause is over
+    finally:
+        sweep.cancel()
 
 
 def test_full_batches_wait_the_floor_then_a_multiple_of_the_last_run() -> None:
