@@ -14,7 +14,8 @@ KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI) must be this command's too: a second stack
 one works the same way.
 
 Every `--sample-every` seconds: each service's RSS and open file descriptors (/proc/PID/status and
-/proc/PID/fd), each consumer group's lag, the broker's RSS and the store's (FerretDB's RSS plus the
+/proc/PID/fd; the descriptors also by kind, TCP connections by remote port, so that the report can say
+which kind grew), each consumer group's lag, the broker's RSS and the store's (FerretDB's RSS plus the
 PSS of the PostgreSQL cluster's processes: their RSS would count the shared buffers once per process).
 
 The verdict (`judge_flat`, `judge_recovery`): after a warm-up, the median of the last third of the
@@ -239,6 +240,49 @@ def open_fds(pid: int, proc: Path = PROC) -> int | None:
         return None
 
 
+def _socket_peers(proc: Path) -> dict[str, str]:
+    """Socket inode -> "tcp:<remote port>" for connected TCP sockets, "tcp:listen" for listening ones."""
+    peers: dict[str, str] = {}
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (proc / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) < 10:
+                continue
+            port = int(cols[2].rsplit(":", 1)[-1], 16)
+            peers[cols[9]] = "tcp:listen" if cols[3] == "0A" else f"tcp:{port}"
+    return peers
+
+
+def fd_kinds(pid: int, proc: Path = PROC) -> dict[str, int] | None:
+    """A process's open file descriptors by kind: TCP connections by remote port (so a growing pool
+    says whose it is: the broker's, the store's, a webhook receiver's), listening sockets, other
+    sockets, pipes, anonymous inodes (epoll, eventfd) and files. None when not readable."""
+    try:
+        links = []
+        for fd in os.listdir(proc / str(pid) / "fd"):
+            with contextlib.suppress(OSError):
+                links.append(os.readlink(proc / str(pid) / "fd" / fd))
+    except OSError:
+        return None
+    peers = _socket_peers(proc / str(pid)) if any(x.startswith("socket:") for x in links) else {}
+    kinds: dict[str, int] = {}
+    for link in links:
+        if link.startswith("socket:["):
+            kind = peers.get(link[8:-1], "socket")
+        elif link.startswith("pipe:"):
+            kind = "pipe"
+        elif link.startswith("anon_inode:"):
+            kind = "anon:" + link[11:].strip("[]")
+        else:
+            kind = "file"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items()))
+
+
 def tree_pss(pid: int, proc: Path = PROC) -> int | None:
     """PSS of a process and all its live descendants."""
     own = pss_bytes(pid, proc)
@@ -261,6 +305,7 @@ class Sample:
     lag: dict[str, int] | None
     kafka_rss: int | None
     store_rss: int | None
+    fd_kinds: dict[str, dict[str, int] | None] = field(default_factory=dict)
 
     @property
     def total_lag(self) -> int | None:
@@ -304,6 +349,7 @@ class SoakRun:
             t=round(self.now(), 1),
             rss={n: rss_bytes(pids[n]) if n in pids else None for n in self.procs},
             fds={n: open_fds(pids[n]) if n in pids else None for n in self.procs},
+            fd_kinds={n: fd_kinds(pids[n]) if n in pids else None for n in self.procs},
             lag=lag,
             kafka_rss=None if infra.kafka is None else _tree_rss(infra.kafka),
             store_rss=store,
@@ -567,6 +613,7 @@ def judge(run: SoakRun, threshold: int, outcome: Outcome) -> dict[str, Any]:
         flat[f"{name} rss"] = asdict(judge_flat([s.rss.get(name) for s in samples], SERVICE_RSS))
         flat[f"{name} fds"] = asdict(judge_flat([s.fds.get(name) for s in samples], SERVICE_FDS))
     flat["kafka rss"] = asdict(judge_flat([s.kafka_rss for s in samples], INFRA_RSS))
+    fd_change = {name: fd_change_by_kind([s.fd_kinds.get(name) for s in samples]) for name in run.procs}
     flat["store rss"] = asdict(judge_flat([s.store_rss for s in samples], INFRA_RSS))
     end = samples[-1].t if samples else run.now()
     recoveries = judge_recovery(
@@ -592,6 +639,7 @@ def judge(run: SoakRun, threshold: int, outcome: Outcome) -> dict[str, Any]:
         "verdict": verdict,
         "flatness": flat,
         "faults": [asdict(r) for r in recoveries],
+        "fd_change_by_kind": fd_change,
         "lag_at_end": lag_end,
         "resent_records": run.resent,
         "outputs": {
@@ -610,6 +658,25 @@ def judge(run: SoakRun, threshold: int, outcome: Outcome) -> dict[str, Any]:
         "notes": run.notes,
         "samples": [asdict(s) for s in samples],
     }
+
+
+def fd_change_by_kind(series: Sequence[dict[str, int] | None]) -> dict[str, tuple[float, float]]:
+    """Each kind of descriptor whose median differs between the first and the last third of the
+    samples (after the warm-up, as judge_flat): what grew or shrank, as (first, last)."""
+    known = [k for k in series if k is not None]
+    start = int(len(known) * WARMUP)
+    body = known[start:]
+    third = len(body) // 3
+    if third == 0:
+        return {}
+    first, last = body[:third], body[-third:]
+    out: dict[str, tuple[float, float]] = {}
+    for kind in sorted({k for sample in body for k in sample}):
+        a = statistics.median(sample.get(kind, 0) for sample in first)
+        b = statistics.median(sample.get(kind, 0) for sample in last)
+        if a != b:
+            out[kind] = (a, b)
+    return out
 
 
 def _mib(v: float | None) -> str:
@@ -633,6 +700,13 @@ def show(report: dict[str, Any], console: Console) -> None:
         mark = {True: "yes", False: "[red]no[/]", None: "too few samples"}[f["flat"]]
         table.add_row(name, str(f["samples"]), fmt(f["first_median"]), fmt(f["last_median"]), growth, mark)
     console.print(table)
+    changed = {n: c for n, c in report.get("fd_change_by_kind", {}).items() if c}
+    for name, kinds in changed.items():
+        console.print(
+            f"{name}: open files that changed, first third → last third (median): "
+            + ", ".join(f"{k} {a:g} → {b:g}" for k, (a, b) in kinds.items()),
+            highlight=False,
+        )
     faults = Table(
         "fault",
         "at",

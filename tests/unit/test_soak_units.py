@@ -10,6 +10,8 @@ from attune_cli.soak import (
     MIB,
     Tolerance,
     fault_plan,
+    fd_change_by_kind,
+    fd_kinds,
     judge_flat,
     judge_recovery,
     network_size,
@@ -142,6 +144,36 @@ def test_proc_readings_of_this_process() -> None:
     assert fds is not None and fds >= 3
     with open(os.devnull) as _:
         assert open_fds(me) == fds + 1
+
+
+def test_open_files_by_kind_name_a_tcp_connection_by_its_remote_port() -> None:
+    import socket
+
+    me = os.getpid()
+    before = fd_kinds(me)
+    assert before is not None
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client, open(os.devnull) as _:
+            peer, _addr = server.accept()
+            with peer:
+                kinds = fd_kinds(me)
+                assert kinds is not None
+                assert kinds.get(f"tcp:{port}", 0) == before.get(f"tcp:{port}", 0) + 1  # the client end
+                assert kinds.get("tcp:listen", 0) == before.get("tcp:listen", 0) + 1
+                assert kinds.get("file", 0) == before.get("file", 0) + 1
+                assert client.fileno() > 0
+
+
+def test_fd_change_by_kind_names_what_grew_between_the_first_and_last_thirds() -> None:
+    steady = {"tcp:9092": 3, "file": 2}
+    grown = {"tcp:9092": 3, "file": 2, "tcp:27017": 5}
+    series = [None, *[steady] * 10, *[grown] * 10]
+    assert fd_change_by_kind(series) == {"tcp:27017": (0, 5)}
+    assert fd_change_by_kind([steady] * 20) == {}
+    assert fd_change_by_kind([steady]) == {}  # too few to judge
 
 
 def test_proc_readings_of_a_process_that_is_gone(tmp_path: Path) -> None:
