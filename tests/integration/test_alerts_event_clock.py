@@ -139,3 +139,65 @@ async def test_the_sweeps_clock_reads_no_episode_clock(
         assert asked == [("find", "partition_clocks", False)], asked
     finally:
         await client.close()
+
+
+async def test_the_inactivity_sweep_reads_the_whole_state_of_due_episodes_only(
+    fresh_db: AsyncDatabase[dict[str, Any]], infra_settings: ServiceSettings, monkeypatch: Any
+) -> None:
+    """The sweep runs over every open episode of the network every ATTUNE_ALERTS_SWEEP_SECONDS: it
+    reads two fields of each and the state (the large part) of the due ones, and what it returns is
+    as stored when it read them (one closed meanwhile is left out)."""
+    from dataclasses import replace
+
+    from attune_alerts.domain.state import EpisodeState
+
+    commands = Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra_settings.mongodb_uri.get_secret_value(), tz_aware=True, event_listeners=[commands]
+    )
+    try:
+        store = AlertsStore(client[fresh_db.name])
+        await store.ensure_indexes()
+        rows = [
+            EpisodeRow(
+                EpisodeContext(episode(i), "north-01" if i % 2 else "south-01", f"cr_{i}"),
+                state=EpisodeState(last_attended_at=at(10 * i)),
+                partition=i % PARTITIONS,
+                dirty=True,
+            )
+            for i in range(6)
+        ]
+        await store.save_episodes(rows=rows)
+        every = await store.inactivity_candidates(partitions=range(PARTITIONS))
+        assert sorted(r.ctx.episode_id for r in every) == [episode(i) for i in range(6)]
+
+        seen_due: list[tuple[str, datetime]] = []
+
+        def due(clinic_id: str, last: datetime) -> bool:
+            seen_due.append((clinic_id, last))
+            return last <= at(25)
+
+        commands.seen.clear()
+        got = await store.inactivity_candidates(partitions=range(PARTITIONS), due=due)
+        assert [r.ctx.episode_id for r in got] == [episode(0), episode(1), episode(2)]
+        assert [r.state.last_attended_at for r in got] == [at(0), at(10), at(20)]
+        assert sorted(seen_due) == sorted(("north-01" if i % 2 else "south-01", at(10 * i)) for i in range(6))
+        finds = [cmd for name, cmd in commands.seen if name == "find"]
+        assert finds[0]["projection"] == {"_id": 1, "clinic_id": 1, "last_attended_at": 1}
+        assert all("projection" not in cmd for cmd in finds[1:])  # the due ones, by _id, whole
+
+        # An episode closed between the two reads is not returned.
+        import attune_alerts.adapters.store as store_module
+
+        read_whole = store_module.find_by_ids
+
+        async def close_first(coll: Any, ids: Any, *args: Any) -> Any:
+            closed = replace(got[1], state=replace(got[1].state, episode_open=False), dirty=True)
+            await store.save_episodes(rows=[closed])
+            return await read_whole(coll, ids, *args)
+
+        monkeypatch.setattr(store_module, "find_by_ids", close_first)
+        later = await store.inactivity_candidates(partitions=range(PARTITIONS), due=due)
+        assert [r.ctx.episode_id for r in later] == [episode(0), episode(2)]
+    finally:
+        await client.close()

@@ -6,7 +6,7 @@ the end: `make lint` runs mypy on tests.support), so a port that changes breaks 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import SimpleNamespace
@@ -173,7 +173,9 @@ class OneAlertSweep:
     async def count_unresolved(self) -> dict[str, int]:
         return {}
 
-    async def inactivity_candidates(self, *, partitions: Iterable[int]) -> list[EpisodeRow]:
+    async def inactivity_candidates(
+        self, *, partitions: Iterable[int], due: Callable[[str, datetime], bool] | None = None
+    ) -> list[EpisodeRow]:
         return []
 
     async def newest_event_time(self) -> datetime | None:

@@ -15,7 +15,7 @@ in for, checked by mypy:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -198,8 +198,11 @@ class SweepStore(Claims, Protocol):
         """Open and acknowledged alerts, counted per severity."""
         ...
 
-    async def inactivity_candidates(self, *, partitions: Iterable[int]) -> list[EpisodeRow]:
-        """Open episodes of these partitions that the inactivity rule may concern."""
+    async def inactivity_candidates(
+        self, *, partitions: Iterable[int], due: Callable[[str, datetime], bool] | None = None
+    ) -> list[EpisodeRow]:
+        """Open episodes of these partitions that the inactivity rule may concern; with `due` (clinic,
+        last attended session) those it holds due, or more (the sweep judges each row again)."""
         ...
 
     async def newest_event_time(self) -> datetime | None:

@@ -177,10 +177,15 @@ class Sweeper:
             if event_now is None or not await self.drained():
                 return 0
         async with self.lock:
-            rows = await self.store.inactivity_candidates(partitions=owned)
+            now = now_ms() if self.clock == "wall" else event_now
+
+            def due(clinic_id: str, last: datetime) -> bool:
+                days = self.thresholds.for_clinic(clinic_id).inactivity_days
+                return now is not None and now - last >= timedelta(days=days)
+
+            rows = await self.store.inactivity_candidates(partitions=owned, due=due)
             ticks: list[Input] = []
             for row in rows:
-                now = now_ms() if self.clock == "wall" else event_now
                 last = row.state.last_attended_at
                 if now is None or last is None:
                     continue

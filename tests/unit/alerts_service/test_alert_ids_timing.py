@@ -12,7 +12,7 @@ import asyncio
 import copy
 import random
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -120,7 +120,9 @@ class MemoryAlerts:
     async def count_unresolved(self) -> dict[str, int]:
         return {}
 
-    async def inactivity_candidates(self, *, partitions: Iterable[int]) -> list[EpisodeRow]:
+    async def inactivity_candidates(
+        self, *, partitions: Iterable[int], due: Callable[[str, datetime], bool] | None = None
+    ) -> list[EpisodeRow]:
         return [
             copy.deepcopy(r)
             for r in self.episodes.values()

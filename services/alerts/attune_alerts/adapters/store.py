@@ -26,7 +26,7 @@ clock is a lower bound of the stored one; it is exact while the partition stays 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -287,15 +287,34 @@ class AlertsStore(ConsumerStore, ChangeLog, SweepStore, Outbox, AlertQueries):
             r.version += 1
             r.dirty = False
 
-    async def inactivity_candidates(self, *, partitions: Iterable[int]) -> list[EpisodeRow]:
-        """Open episodes on these partitions with an attended session and no open dropout alert."""
-        query = {
+    async def inactivity_candidates(
+        self, *, partitions: Iterable[int], due: Callable[[str, datetime], bool] | None = None
+    ) -> list[EpisodeRow]:
+        """Open episodes on these partitions with an attended session and no open dropout alert; with
+        `due` (clinic, last attended session), only those it holds due.
+
+        With `due` the sweep reads two fields of every open episode and the whole state (the large
+        part) only of the due ones: it runs every ATTUNE_ALERTS_SWEEP_SECONDS over every open episode
+        of the network, and reading every state each time made its cost grow with the caseload."""
+        query: dict[str, Any] = {
             "episode_open": True,
             "partition": {"$in": list(partitions)},
             "last_attended_at": {"$ne": None},
             "dropout_open": False,
         }
-        return [_episode_row(d) async for d in self.episodes.find(query)]
+        if due is None:
+            return [_episode_row(d) async for d in self.episodes.find(query)]
+        ids = [
+            d["_id"]
+            async for d in self.episodes.find(query, {"_id": 1, "clinic_id": 1, "last_attended_at": 1})
+            if due(d["clinic_id"], d["last_attended_at"])
+        ]
+        still = [  # as read now: a batch may have moved one on since
+            d
+            for d in await find_by_ids(self.episodes, ids)
+            if d.get("episode_open") and not d.get("dropout_open") and d.get("last_attended_at") is not None
+        ]
+        return [_episode_row(d) for d in sorted(still, key=lambda d: d["_id"])]
 
     # ---------------------------------------------------------------- alert changes
 
