@@ -1,10 +1,12 @@
 """alerts' event clock on the real store (issue 15, "flat with size"): the sweep reads the newest event
 time from one small document per input partition, never every episode's clock, and that time is the
 newest episode clock whichever replica wrote what, in whatever order, and after a batch stopped
-half-way."""
+half-way; and the inactivity sweep reads the whole state of the due episodes only."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +52,23 @@ class Commands(CommandListener):
 
     def failed(self, event: CommandFailedEvent) -> None:
         pass
+
+
+@contextlib.asynccontextmanager
+async def listened_store(
+    fresh_db: AsyncDatabase[dict[str, Any]], settings: ServiceSettings
+) -> AsyncIterator[tuple[AlertsStore, Commands]]:
+    """An AlertsStore on the test's database, through a client that records every command it sends."""
+    commands = Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongodb_uri.get_secret_value(), tz_aware=True, event_listeners=[commands]
+    )
+    try:
+        store = AlertsStore(client[fresh_db.name])
+        await store.ensure_indexes()
+        yield store, commands
+    finally:
+        await client.close()
 
 
 async def test_the_newest_event_time_is_the_newest_episode_clock_from_one_document_per_partition(
@@ -124,21 +143,13 @@ async def test_the_sweeps_clock_reads_no_episode_clock(
 ) -> None:
     """What newest_event_time asks the store, seen on the wire: one find on the partitions' clocks,
     no sort, nothing on `clinic_clocks` (which has a document per episode)."""
-    commands = Commands()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        infra_settings.mongodb_uri.get_secret_value(), tz_aware=True, event_listeners=[commands]
-    )
-    try:
-        store = AlertsStore(client[fresh_db.name])
-        await store.ensure_indexes()
+    async with listened_store(fresh_db, infra_settings) as (store, commands):
         await stored_episodes(store, 30)
         await store.advance_clocks(newest={episode(i): at(i) for i in range(30)})
         commands.seen.clear()
         assert await store.newest_event_time() == at(29)
         asked = [(name, cmd.get(name), "sort" in cmd) for name, cmd in commands.seen]
         assert asked == [("find", "partition_clocks", False)], asked
-    finally:
-        await client.close()
 
 
 async def test_the_inactivity_sweep_reads_the_whole_state_of_due_episodes_only(
@@ -151,13 +162,7 @@ async def test_the_inactivity_sweep_reads_the_whole_state_of_due_episodes_only(
 
     from attune_alerts.domain.state import EpisodeState
 
-    commands = Commands()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        infra_settings.mongodb_uri.get_secret_value(), tz_aware=True, event_listeners=[commands]
-    )
-    try:
-        store = AlertsStore(client[fresh_db.name])
-        await store.ensure_indexes()
+    async with listened_store(fresh_db, infra_settings) as (store, commands):
         rows = [
             EpisodeRow(
                 EpisodeContext(episode(i), "north-01" if i % 2 else "south-01", f"cr_{i}"),
@@ -199,5 +204,3 @@ async def test_the_inactivity_sweep_reads_the_whole_state_of_due_episodes_only(
         monkeypatch.setattr(store_module, "find_by_ids", close_first)
         later = await store.inactivity_candidates(partitions=range(PARTITIONS), due=due)
         assert [r.ctx.episode_id for r in later] == [episode(0), episode(2)]
-    finally:
-        await client.close()
