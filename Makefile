@@ -15,7 +15,7 @@ uv-installed:
 	@command -v uv >/dev/null 2>&1 || { echo "[setup] installing uv $(UV_VERSION) from PyPI"; \
 	  python3 -m pip install --quiet "uv==$(UV_VERSION)"; }
 
-setup: uv-installed ## Python environment, Kafka jars, the FerretDB build, Debian's PostgreSQL 15 (for ATTUNE_LOCAL_STORE=postgresql), chromium and the console's npm assets (idempotent, cached)
+setup: uv-installed ## Python environment, Kafka jars, the FerretDB build, Debian's PostgreSQL 15 (the local store under FerretDB), chromium and the console's npm assets (idempotent, cached)
 	@uv sync --frozen --quiet
 	@deploy/infra.sh setup
 	@deploy/install-prometheus.sh

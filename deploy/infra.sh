@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local infrastructure for Attune: a real Apache Kafka broker (KRaft, from Maven Central jars) and
-# FerretDB (a MongoDB-compatible server, embedded in deploy/ferretdb) on a local store: SQLite files,
-# or a PostgreSQL 15 cluster of the project's own (Debian's package, data under var/).
+# FerretDB (a MongoDB-compatible server, embedded in deploy/ferretdb) on a PostgreSQL 15 cluster of
+# the project's own (Debian's package, data under var/).
 #
 #   deploy/infra.sh setup    fetch the Kafka jars and build FerretDB once (cached in .cache/), install
 #                            Debian's PostgreSQL 15 when it is missing
@@ -13,11 +13,10 @@
 #                            ends it with no clean shutdown (SIGKILL; PostgreSQL's immediate stop)
 #   deploy/infra.sh psql [ARGS]   psql on the local cluster's `ferretdb` database (over its socket)
 #
-# The store: ATTUNE_LOCAL_STORE=postgresql (the default) or sqlite (kept for comparison). When it is not set, a
-# FerretDB started earlier keeps the store it was started on (var/ferretdb.store, forgotten at
-# `down`): `stop ferretdb` then `start ferretdb` bring back the same store, whatever the caller's
-# environment. On PostgreSQL, event triggers (deploy/postgres/gin-indexes.sql) add the GIN indexes
-# FerretDB's filter pushdown can use; the SQLite store has the `_id` indexer of deploy/ferretdb.
+# The store is PostgreSQL: event triggers (deploy/postgres/gin-indexes.sql) add the GIN indexes
+# FerretDB's filter pushdown can use. (FerretDB's SQLite store was selectable with
+# ATTUNE_LOCAL_STORE=sqlite until its figures were in: it did not drain the 50,000-record bench in 13
+# minutes, docs/performance.md, so it was removed.)
 # The cluster: ATTUNE_PG_PORT (default 55432, on 127.0.0.1), ATTUNE_PG_SYNC=on for
 # synchronous_commit (off by default: MongoDB's default write concern does not wait for the journal
 # either), ATTUNE_PG_BIN (default Debian's /usr/lib/postgresql/15/bin).
@@ -56,7 +55,6 @@ PG_DB=ferretdb           # the PostgreSQL database FerretDB keeps its schemas (M
 # command holds one until the command ends, so this bounds the statements in flight across every
 # service and instance (bulks are sent 25 at a time: attune_shared.standin)
 FERRET_PG_POOL="${ATTUNE_FERRETDB_PG_POOL:-400}"
-STORE_FILE="$RUN/ferretdb.store"
 
 say() { printf '[infra] %s\n' "$*"; }
 die() { printf '[infra] error: %s\n' "$*" >&2; exit 1; }
@@ -69,14 +67,9 @@ pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2"; }
 
-# The store FerretDB runs on, in STORE: ATTUNE_LOCAL_STORE, else the one it was last started on
-# (until `down`), else postgresql.
-resolve_store() {
-  STORE=${ATTUNE_LOCAL_STORE:-}
-  if [[ -z "$STORE" && -f "$STORE_FILE" ]]; then STORE=$(cat "$STORE_FILE"); fi
-  STORE=${STORE:-postgresql}
-  [[ "$STORE" == sqlite || "$STORE" == postgresql ]] || die "ATTUNE_LOCAL_STORE must be sqlite or postgresql, not '$STORE'"
-}
+# ATTUNE_LOCAL_STORE named the store once (sqlite or postgresql); only postgresql is left.
+[[ "${ATTUNE_LOCAL_STORE:-postgresql}" == postgresql ]] \
+  || die "ATTUNE_LOCAL_STORE=${ATTUNE_LOCAL_STORE}: the SQLite store was removed (docs/performance.md); unset it, the store is PostgreSQL"
 
 # PostgreSQL's programs refuse to run as root: as root they run as the `postgres` user (from /, a
 # folder it may enter), otherwise as the current user, who then owns the cluster.
@@ -287,28 +280,17 @@ stop_postgres() {
 
 start_ferretdb() {
   local pidf="$RUN/ferretdb.pid" logs="$RUN/log/ferretdb" pid
-  resolve_store
   if pid=$(running_pid ferretdb); then
-    local running; running=$(cat "$STORE_FILE" 2>/dev/null || echo sqlite)
-    [[ "$running" == "$STORE" ]] \
-      || die "ferretdb runs on the $running store (pid $pid), not $STORE: run 'deploy/infra.sh down' first"
-    say "ferretdb: already running (pid $pid, $running store)"; return
+    say "ferretdb: already running (pid $pid)"; return
   fi
   if port_open $MONGO_PORT; then
     die "port $MONGO_PORT is taken by a process this script did not start; stop it, or point MONGODB_URI at it"
   fi
   [[ -x "$FERRET_BIN" ]] || die "ferretdb binary missing: run 'make setup' first"
-  local store_flags
-  if [[ "$STORE" == postgresql ]]; then
-    start_postgres
-    store_flags=(--handler postgresql --postgresql-url "postgres://postgres@/$PG_DB?host=${PG_DATA// /%20}&port=$PG_PORT&pool_max_conns=$FERRET_PG_POOL")
-  else
-    mkdir -p "$RUN/ferretdb-data"
-    store_flags=(--handler sqlite --data "$RUN/ferretdb-data")
-  fi
+  start_postgres
+  local store_flags=(--postgresql-url "postgres://postgres@/$PG_DB?host=${PG_DATA// /%20}&port=$PG_PORT&pool_max_conns=$FERRET_PG_POOL")
   mkdir -p "$logs"
-  echo "$STORE" > "$STORE_FILE"
-  say "ferretdb: starting on $LOCAL_MONGO ($STORE store)"
+  say "ferretdb: starting on $LOCAL_MONGO (PostgreSQL store)"
   # ATTUNE_FERRETDB_FLAGS: extra flags, e.g. "-pprof 127.0.0.1:6060" to profile the store
   # shellcheck disable=SC2086
   setsid nohup "$FERRET_BIN" --listen "127.0.0.1:$MONGO_PORT" "${store_flags[@]}" ${ATTUNE_FERRETDB_FLAGS:-} \
@@ -361,8 +343,7 @@ case "$cmd" in
     mkdir -p "$RUN"
     if kafka_is_local; then setup_kafka; start_kafka; else say "kafka: using $KAFKA_BOOTSTRAP_SERVERS (nothing started)"; fi
     if mongo_is_local; then
-      setup_ferretdb; resolve_store
-      if [[ "$STORE" == postgresql ]]; then setup_postgres; fi
+      setup_ferretdb; setup_postgres
       start_ferretdb
     else
       say "mongodb: using the configured MONGODB_URI (nothing started)"
@@ -375,12 +356,12 @@ case "$cmd" in
     if mongo_is_local; then
       stop_one ferretdb     # before its store, so it never sees the store go away
       stop_postgres
-      rm -f "$STORE_FILE"   # the next `up` starts the store ATTUNE_LOCAL_STORE names, or the default
+      rm -f "$RUN/ferretdb.store"   # left by a release that could run on SQLite
     fi
     true ;;
   start)
     # One local component only (the fault-injection tests restart the broker or the store alone).
-    # `start ferretdb` starts the PostgreSQL cluster too when its store needs it and it is stopped.
+    # `start ferretdb` starts the PostgreSQL cluster too when it is stopped.
     case "${2:-}" in
       kafka) start_kafka; "$ROOT/.venv/bin/python" "$ROOT/deploy/wait_ready.py" --kafka "$LOCAL_KAFKA" --timeout "${ATTUNE_READY_TIMEOUT:-90}" ;;
       ferretdb) start_ferretdb; "$ROOT/.venv/bin/python" "$ROOT/deploy/wait_ready.py" --mongo "$LOCAL_MONGO" --timeout "${ATTUNE_READY_TIMEOUT:-90}" ;;
@@ -402,7 +383,7 @@ case "$cmd" in
     for n in kafka ferretdb postgres; do
       if pid=$(running_pid $n); then
         detail=""
-        [[ $n == ferretdb ]] && detail=", $(cat "$STORE_FILE" 2>/dev/null || echo sqlite) store"
+        [[ $n == ferretdb ]] && detail=", PostgreSQL store"
         [[ $n == postgres ]] && detail=", 127.0.0.1:$PG_PORT"
         say "$n: running (pid $pid$detail)"
       else

@@ -40,8 +40,8 @@ from pymongo.results import BulkWriteResult
 T = TypeVar("T")
 # How many single-value queries `find_in` keeps in flight on the stand-in.
 POINT_CONCURRENCY = 32
-# Statements per bulk command on the stand-in (see 2. above): far below the pool's 50 (PostgreSQL)
-# or 100 (SQLite) connections per database.
+# Statements per bulk command on the stand-in (see 2. above): far below the pool's 50 connections
+# per database (FerretDB's PostgreSQL default; deploy/infra.sh raises it to 400).
 BULK_CHUNK = 25
 
 

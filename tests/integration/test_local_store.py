@@ -9,18 +9,14 @@ PyMongo, then read PostgreSQL's catalog, plans and statistics through `deploy/in
 project's own cluster, over its socket).
 
 The running store is asked of the server, never assumed: FerretDB's start-up warnings name its
-backend. When ATTUNE_LOCAL_STORE names a store, a server on any other store fails the run. On the
-SQLite store only a lone `_id` is pushed down, served by deploy/ferretdb/idindex.go's index: that is
-what the first test checks there, and the PostgreSQL-only tests say why they are skipped.
+backend. Against a real MongoDB (MONGODB_URI elsewhere) these stand-in tests say why they are skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
-import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -36,10 +32,7 @@ RUN_DIR = Path(os.environ.get("ATTUNE_RUN_DIR", ROOT / "var"))
 
 def needs_postgresql(store: str) -> None:
     if store != "postgresql":
-        pytest.skip(
-            f"the store is {store}, not FerretDB on PostgreSQL (ATTUNE_LOCAL_STORE=postgresql make up "
-            "runs these): these GIN indexes exist only there"
-        )
+        pytest.skip(f"the store is {store}, not FerretDB on PostgreSQL: these GIN indexes exist only there")
 
 
 def psql(sql: str) -> list[list[str]]:
@@ -132,31 +125,11 @@ def ferretdb_statement(schema: str, table: str) -> str:
 
 
 async def test_id_lookups_are_served_by_an_index(store: str, fresh_db: AsyncDatabase[dict[str, Any]]) -> None:
-    """Whatever the local store, find and update by `_id` read an index, not the collection."""
+    """Find and update by `_id` read an index, not the collection."""
     coll = fresh_db["lookups"]
     await coll.insert_many([{"_id": f"d{i}", "version": 1} for i in range(200)])
     if store == "mongodb":
         return  # MongoDB indexes `_id` itself
-    if store == "sqlite":
-        data = RUN_DIR / "ferretdb-data" / f"{fresh_db.name}.sqlite"
-        plan: list[str] = []
-        for _ in range(40):  # the indexer looks every 250 ms
-            with contextlib.closing(sqlite3.connect(f"file:{data}?mode=ro", uri=True)) as db:
-                (table,) = db.execute(
-                    "SELECT table_name FROM _ferretdb_collections WHERE name = 'lookups'"
-                ).fetchone()
-                plan = [
-                    str(r[-1])
-                    for r in db.execute(
-                        f"EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM {ident(table)} "
-                        "WHERE _ferretdb_sjson->'$._id' = '\"d1\"'"
-                    )
-                ]
-            if any(f"USING INDEX {table}_attune_id" in p for p in plan):
-                return
-            await asyncio.sleep(0.25)
-        pytest.fail(f"an _id lookup on SQLite reads no index: {plan}")
-
     schema, table = fresh_db.name, table_of(fresh_db, "lookups")
     gins = gin_indexes(schema, table)
     assert set(gins) == {"_id"}, gins  # once, although CREATE TABLE and FerretDB's `_id_` both asked

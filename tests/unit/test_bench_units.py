@@ -106,10 +106,9 @@ def test_detect_infra_reads_the_pid_files_like_infra_status(tmp_path: Path) -> N
     assert detect_infra(run, proc).pids() == {"kafka": 1}
 
     (run / "ferretdb.pid").write_text("2\n")
-    sqlite = detect_infra(run, proc)  # no ferretdb.store: sqlite, as infra.sh says
-    assert (sqlite.store, sqlite.postgres, sqlite.label) == ("sqlite", None, "FerretDB on SQLite")
+    lost = detect_infra(run, proc)  # FerretDB runs, its postmaster is not found: said in red
+    assert (lost.store, lost.postgres) == ("postgresql", None) and "postmaster not found" in lost.label
 
-    (run / "ferretdb.store").write_text("postgresql\n")
     (run / "postgres.pid").write_text("3")
     assert detect_infra(run, proc).postgres == 3
     (run / "pg-data").mkdir()

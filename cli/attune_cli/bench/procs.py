@@ -1,7 +1,6 @@
 """CPU of the local broker and store for `attune bench`, read from /proc, and which store runs.
 
-The store is FerretDB alone on SQLite, or FerretDB plus a PostgreSQL cluster: a postmaster and the
-processes it forks (FerretDB's pooled sessions, autovacuum workers, the checkpointer ...), which come
+The store is FerretDB plus a PostgreSQL cluster: a postmaster and the processes it forks (FerretDB's pooled sessions, autovacuum workers, the checkpointer ...), which come
 and go. A process tree's CPU is taken from cumulative counters, so no sampling in between is needed:
 its root's own time (utime + stime), the time of the children it has reaped (cutime + cstime: the
 kernel adds a child's own and reaped time to its parent's when the parent waits for it, and the
@@ -151,7 +150,7 @@ def _pid_in(path: Path, proc: Path) -> int | None:
 class LocalInfra:
     """The broker and store processes `deploy/infra.sh` started (None: not running here)."""
 
-    store: str  # "sqlite", "postgresql", or "" when no local FerretDB runs
+    store: str  # "postgresql", or "" when no local FerretDB runs (earlier results may say "sqlite")
     kafka: int | None
     ferretdb: int | None
     postgres: int | None  # the postmaster, only when FerretDB runs on PostgreSQL
@@ -164,8 +163,6 @@ class LocalInfra:
         if self.store == "postgresql":
             pg = f"postmaster pid {self.postgres}" if self.postgres else "[red]postmaster not found[/]"
             return f"FerretDB on PostgreSQL ({pg})"
-        if self.store == "sqlite":
-            return "FerretDB on SQLite"
         return f"FerretDB on {self.store}"
 
     def pids(self) -> dict[str, int]:
@@ -175,21 +172,14 @@ class LocalInfra:
 
 
 def detect_infra(run: Path, proc: Path = PROC) -> LocalInfra:
-    """Read `deploy/infra.sh`'s pid files as its `status` does: ferretdb.store names the store FerretDB
-    was started on (absent: sqlite), pg-data/postmaster.pid (PostgreSQL's own) or postgres.pid the
-    postmaster."""
+    """Read `deploy/infra.sh`'s pid files as its `status` does: FerretDB's, and pg-data/postmaster.pid
+    (PostgreSQL's own) or postgres.pid for the postmaster of its store."""
     ferretdb = _pid_in(run / "ferretdb.pid", proc)
     store = ""
     postgres = None
     if ferretdb is not None:
-        try:
-            store = (run / "ferretdb.store").read_text().strip() or "sqlite"
-        except OSError:
-            store = "sqlite"
-        if store == "postgresql":
-            postgres = _pid_in(run / "pg-data" / "postmaster.pid", proc) or _pid_in(
-                run / "postgres.pid", proc
-            )
+        store = "postgresql"
+        postgres = _pid_in(run / "pg-data" / "postmaster.pid", proc) or _pid_in(run / "postgres.pid", proc)
     return LocalInfra(
         store=store, kafka=_pid_in(run / "kafka.pid", proc), ferretdb=ferretdb, postgres=postgres
     )

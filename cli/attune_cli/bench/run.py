@@ -131,7 +131,7 @@ class Results:
     latency_rate: float = 0.0
     scale_out: PipelineRun | None = None
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    store: str = ""  # sqlite, postgresql, or "" (no local FerretDB)
+    store: str = ""  # postgresql, or "" (no local FerretDB); earlier results may say sqlite
     sizes: list[PipelineRun] = field(default_factory=list)  # one drain per --events, smallest first
     size_ratio: dict[str, Any] = field(default_factory=dict)  # largest size's events/s / smallest's
     # The bare four-stage chain on the same records (issue 21) and the pipeline's events/s over its

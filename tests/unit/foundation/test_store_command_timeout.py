@@ -3,7 +3,7 @@ ever: the batch subscriber then retries it (a transient error, logged) instead o
 stops without a word while its lag grows (docs/reliability.md, the store outage).
 
 The store here is a fake MongoDB server on a local port: it answers the handshake (`hello`) and never
-answers anything else, as a store does whose command is stuck (FerretDB on SQLite's wedged database,
+answers anything else, as a store does whose command is stuck (a stand-in's wedged connection pool,
 a session behind a lock that is never released, a peer gone without closing the connection).
 """
 
