@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -63,22 +64,32 @@ def runs(
     return out
 
 
-def waves(versions: list[ResponseVersion]) -> list[list[ResponseVersion]]:
-    """Split versions, in order, so that no wave holds two versions of one series (or response)."""
+def waves(
+    versions: list[ResponseVersion], prior: Mapping[str, str] | None = None
+) -> list[list[ResponseVersion]]:
+    """Split versions, in order, so that no wave holds two versions that touch one group (or one
+    response). A version touches its own group and, when it moves its response out of another one
+    (an amendment naming another episode), that group too: `prior` is the group each stored
+    response is in before the run (the book's index)."""
     out: list[list[ResponseVersion]] = []
     seen: list[set[str]] = []
+    group_of = dict(prior or {})  # where each response is, as the run goes
     for v in versions:
-        # The first wave after every wave that already names this series or response.
+        touched = {v.series_key, v.key}
+        if (before := group_of.get(v.key)) is not None:
+            touched.add(before)
+        group_of[v.key] = v.series_key
+        # The first wave after every wave that already names one of them.
         i = 0
         for j in range(len(out) - 1, -1, -1):
-            if v.series_key in seen[j] or v.key in seen[j]:
+            if touched & seen[j]:
                 i = j + 1
                 break
         if i == len(out):
             out.append([])
             seen.append(set())
         out[i].append(v)
-        seen[i].update((v.series_key, v.key))
+        seen[i].update(touched)
     return out
 
 
@@ -89,15 +100,15 @@ def series_of(event: MeasureScored) -> str:
 
 def wave_causes(wave: list[ResponseVersion], arrival: dict[int, int], index: SeriesIndex) -> dict[str, int]:
     """Each group a wave recomputes, with the place in its run of the version that makes it recompute:
-    the version's own group and the group an amendment moves it out of (a wave holds one version per
-    group, so each group has one cause)."""
+    the version's own group and the group an amendment moves it out of (`waves` keeps versions that
+    touch one group in different waves, so each group has one cause)."""
     cause: dict[str, int] = {}
     for v in wave:
         at = arrival[id(v)]
         cause[v.series_key] = at
         old = index.series_of.get(v.key)
         if old is not None:
-            cause.setdefault(old, at)
+            cause[old] = at
     return cause
 
 
@@ -233,7 +244,7 @@ class MeasuresPipeline:
             # session's WAI-SR that came before its SRS is published before it in every batching.
             caused: list[tuple[int, int, MeasureScored]] = []
             arrival = {id(v): i for i, v in enumerate(run)}
-            for wave in waves(run):
+            for wave in waves(run, index.series_of):
                 cause = wave_causes(wave, arrival, index)
                 applied = apply_versions(index.part(state.book, wave), wave)
                 index.merge(state.book, applied.book)

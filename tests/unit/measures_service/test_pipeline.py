@@ -179,3 +179,29 @@ async def test_a_sessions_wai_sr_and_srs_are_published_in_their_arrival_order_in
         got = [(m["instrument"], m["response_id"], m["revision"]) for m in broker_split.events(TOPIC_OUT)]
         assert got == expected, f"cut at {cut}"
         assert broker_split.events(TOPIC_OUT) == broker_single.events(TOPIC_OUT)
+
+
+async def test_an_amendment_moving_a_response_out_of_a_group_and_a_late_response_in_it_publish_as_one_at_a_time() -> (
+    None
+):
+    """Two versions that touch one group in one batch: an amendment that moves a response to another
+    episode (its old group loses a member) and a late response of the old group. Settled in one wave,
+    the group was recomputed once for both, so a revision record-at-a-time processing publishes was
+    never published; they now go in separate waves (review of issue 18's fix)."""
+    history = encoded(srs("s0", 38, 0), srs("s1", 28, 1), srs("s2", 36, 2), srs("s3", 37, 3))
+    stream = encoded(
+        srs("s1", 28, 1, episode="ep_2", status="amended", occurred=session(9)),  # out of ep_1
+        wai("w9", 5, 2),  # another group
+        srs("s25", 33, 2.5),  # late, in ep_1
+    )
+    single, broker_single, _, _ = make()
+    await single.process(records(history))
+    for one in stream:
+        await single.process(records([one]))
+    for cut in range(len(stream) + 1):
+        split, broker_split, _, _ = make()
+        await split.process(records(history))
+        for part in (stream[:cut], stream[cut:]):
+            if part:
+                await split.process(records(part))
+        assert broker_split.events(TOPIC_OUT) == broker_single.events(TOPIC_OUT), f"cut at {cut}"
