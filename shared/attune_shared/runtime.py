@@ -60,6 +60,8 @@ class Service(Generic[D]):
     client: AsyncMongoClient[dict[str, Any]] | None = None
     stopping: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    # Background tasks that ended by themselves (each runs for the service's lifetime): readiness fails.
+    ended_tasks: list[str] = field(default_factory=list)
     # What the service adds to its /readyz answer as `details` (state an operator should see, such as
     # measures' trajectory models); it never changes readiness.
     details: Callable[[], dict[str, Any]] | None = None
@@ -84,9 +86,20 @@ class Service(Generic[D]):
         self._deps = deps
 
     def spawn(self, coro: Awaitable[Any], name: str) -> None:
-        """Run a background task for the service's lifetime."""
-        self.tasks.append(asyncio.ensure_future(coro))
-        self.tasks[-1].set_name(name)
+        """Run a background task for the service's lifetime. One that ends by itself before the
+        service stops (an error it did not catch) is logged and makes /readyz answer 503 (check
+        `background`), so the service is not reported ready while part of its work has stopped."""
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        task.add_done_callback(self._task_ended)
+        self.tasks.append(task)
+
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or self.stopping:
+            return
+        self.ended_tasks.append(task.get_name())
+        error = task.exception()
+        log.error("background_task_ended", task=task.get_name(), error=repr(error)[:300])
 
     async def readiness(self) -> dict[str, bool]:
         """Ask Kafka and the store, each with a short timeout."""
@@ -102,6 +115,8 @@ class Service(Generic[D]):
             checks["store"] = False
         for dep, ok in checks.items():
             DEPENDENCY_UP.labels(dep).set(1 if ok else 0)
+        if self.ended_tasks:
+            checks["background"] = False
         READY.set(1 if all(checks.values()) else 0)
         return checks
 
@@ -213,11 +228,11 @@ def build_app(
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="Kafka and the store answer (503 otherwise)",
+        summary="Kafka and the store answer, and no background task has ended (503 otherwise)",
         responses={
             200: {"content": {"application/json": {"schema": _READY_SCHEMA}}},
             503: {
-                "description": "Kafka or the store does not answer",
+                "description": "Kafka or the store does not answer, or a background task has ended",
                 "content": {"application/json": {"schema": _READY_SCHEMA}},
             },
         },

@@ -112,6 +112,8 @@ class Materializer:
         if self._wanted.is_set():
             self._wanted.clear()
             await asyncio.sleep(self.rest_left())
+            if not self.rested():  # a run meanwhile moved the end of the pause: the next nap waits it out
+                self._wanted.set()
 
     async def run(self, store: ReadModel, progress: Progress | None = None) -> RunResult:
         """Process every pending mark; returns once none is left (waits for another holder's lease)."""
