@@ -67,9 +67,16 @@ pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2"; }
 
-# ATTUNE_LOCAL_STORE named the store once (sqlite or postgresql); only postgresql is left.
-[[ "${ATTUNE_LOCAL_STORE:-postgresql}" == postgresql ]] \
-  || die "ATTUNE_LOCAL_STORE=${ATTUNE_LOCAL_STORE}: the SQLite store was removed (docs/performance.md); unset it, the store is PostgreSQL"
+# ATTUNE_LOCAL_STORE named the store once (sqlite or postgresql); only postgresql is left. Checked
+# where a store is started (`up`, `start ferretdb`), so that `down` and `status` still work.
+check_store() {
+  [[ "${ATTUNE_LOCAL_STORE:-postgresql}" == postgresql ]] \
+    || die "ATTUNE_LOCAL_STORE=${ATTUNE_LOCAL_STORE}: the SQLite store was removed (docs/performance.md); unset it, the store is PostgreSQL"
+  # A FerretDB started by an earlier release on its SQLite store says so in this file.
+  if [[ "$(cat "$RUN/ferretdb.store" 2>/dev/null || true)" == sqlite ]] && running_pid ferretdb >/dev/null; then
+    die "ferretdb runs on the SQLite store of an earlier release: run 'deploy/infra.sh down' first"
+  fi
+}
 
 # PostgreSQL's programs refuse to run as root: as root they run as the `postgres` user (from /, a
 # folder it may enter), otherwise as the current user, who then owns the cluster.
@@ -106,10 +113,16 @@ setup_kafka() {
   say "kafka jars: $(ls "$KAFKA_LIBS" | wc -l) jars in $KAFKA_LIBS"
 }
 
-setup_ferretdb() {
+# Whether the built binary is newer than every source file of deploy/ferretdb.
+ferret_current() {
   local src="$ROOT/deploy/ferretdb"
   local newest; newest=$(ls -t "$src"/*.go "$src"/go.mod "$src"/go.sum | head -1)
-  if [[ -x "$FERRET_BIN" && "$FERRET_BIN" -nt "$newest" ]]; then
+  [[ -x "$FERRET_BIN" && "$FERRET_BIN" -nt "$newest" ]]
+}
+
+setup_ferretdb() {
+  local src="$ROOT/deploy/ferretdb"
+  if ferret_current; then
     say "ferretdb: cached ($FERRET_BIN)"; return
   fi
   need go "install Go 1.22 or newer"
@@ -280,6 +293,7 @@ stop_postgres() {
 
 start_ferretdb() {
   local pidf="$RUN/ferretdb.pid" logs="$RUN/log/ferretdb" pid
+  check_store
   if pid=$(running_pid ferretdb); then
     say "ferretdb: already running (pid $pid)"; return
   fi
@@ -287,6 +301,7 @@ start_ferretdb() {
     die "port $MONGO_PORT is taken by a process this script did not start; stop it, or point MONGODB_URI at it"
   fi
   [[ -x "$FERRET_BIN" ]] || die "ferretdb binary missing: run 'make setup' first"
+  ferret_current || die "the ferretdb binary is older than deploy/ferretdb: run 'make setup' (or 'deploy/infra.sh up')"
   start_postgres
   local store_flags=(--postgresql-url "postgres://postgres@/$PG_DB?host=${PG_DATA// /%20}&port=$PG_PORT&pool_max_conns=$FERRET_PG_POOL")
   mkdir -p "$logs"

@@ -240,9 +240,9 @@ def open_fds(pid: int, proc: Path = PROC) -> int | None:
         return None
 
 
-def _socket_peers(proc: Path) -> dict[str, str]:
-    """Socket inode -> "tcp:<remote port>" for connected TCP sockets, "tcp:listen" for listening ones."""
-    peers: dict[str, str] = {}
+def _tcp_sockets(proc: Path) -> dict[str, tuple[int, int, bool]]:
+    """Socket inode -> (local port, remote port, listening) of the TCP sockets /proc/PID/net lists."""
+    out: dict[str, tuple[int, int, bool]] = {}
     for table in ("tcp", "tcp6"):
         try:
             lines = (proc / "net" / table).read_text().splitlines()[1:]
@@ -252,15 +252,16 @@ def _socket_peers(proc: Path) -> dict[str, str]:
             cols = line.split()
             if len(cols) < 10:
                 continue
-            port = int(cols[2].rsplit(":", 1)[-1], 16)
-            peers[cols[9]] = "tcp:listen" if cols[3] == "0A" else f"tcp:{port}"
-    return peers
+            local, remote = (int(cols[i].rsplit(":", 1)[-1], 16) for i in (1, 2))
+            out[cols[9]] = (local, remote, cols[3] == "0A")
+    return out
 
 
 def fd_kinds(pid: int, proc: Path = PROC) -> dict[str, int] | None:
-    """A process's open file descriptors by kind: TCP connections by remote port (so a growing pool
-    says whose it is: the broker's, the store's, a webhook receiver's), listening sockets, other
-    sockets, pipes, anonymous inodes (epoll, eventfd) and files. None when not readable."""
+    """A process's open file descriptors by kind: TCP connections it opened by remote port (so a
+    growing pool says whose it is: the broker's, the store's, a webhook receiver's), connections it
+    accepted by its own port (`tcp:in:<port>`), listening sockets, other sockets, pipes, anonymous
+    inodes (epoll, eventfd) and files. None when not readable."""
     try:
         links = []
         for fd in os.listdir(proc / str(pid) / "fd"):
@@ -268,11 +269,21 @@ def fd_kinds(pid: int, proc: Path = PROC) -> dict[str, int] | None:
                 links.append(os.readlink(proc / str(pid) / "fd" / fd))
     except OSError:
         return None
-    peers = _socket_peers(proc / str(pid)) if any(x.startswith("socket:") for x in links) else {}
+    own = [link[8:-1] for link in links if link.startswith("socket:[")]
+    tcp = _tcp_sockets(proc / str(pid)) if own else {}
+    listening = {tcp[i][0] for i in own if i in tcp and tcp[i][2]}
     kinds: dict[str, int] = {}
     for link in links:
         if link.startswith("socket:["):
-            kind = peers.get(link[8:-1], "socket")
+            found = tcp.get(link[8:-1])
+            if found is None:
+                kind = "socket"
+            elif found[2]:
+                kind = "tcp:listen"
+            elif found[0] in listening:
+                kind = f"tcp:in:{found[0]}"
+            else:
+                kind = f"tcp:{found[1]}"
         elif link.startswith("pipe:"):
             kind = "pipe"
         elif link.startswith("anon_inode:"):

@@ -162,6 +162,7 @@ def test_open_files_by_kind_name_a_tcp_connection_by_its_remote_port() -> None:
                 kinds = fd_kinds(me)
                 assert kinds is not None
                 assert kinds.get(f"tcp:{port}", 0) == before.get(f"tcp:{port}", 0) + 1  # the client end
+                assert kinds.get(f"tcp:in:{port}", 0) == 1  # the end it accepted, by its own port
                 assert kinds.get("tcp:listen", 0) == before.get("tcp:listen", 0) + 1
                 assert kinds.get("file", 0) == before.get("file", 0) + 1
                 assert client.fileno() > 0
