@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -312,20 +313,43 @@ def compare(
     outcome.compared = True
 
 
-async def wait_settled(settings: ServiceSettings, alerts_url: str, console: Console, timeout: float) -> float:
-    """Until every group's lag is zero and the alert count stops changing (the sweep has run)."""
+async def wait_settled(
+    settings: ServiceSettings,
+    alerts_url: str,
+    console: Console,
+    timeout: float,
+    reporting_urls: Sequence[str] = (),
+) -> float:
+    """Until every group's lag is zero, the alert count stops changing (the sweep has run) and no
+    reporting instance has consumed records its reports do not show yet (a throttled materialization,
+    /readyz `details.materializer.reports_pending`)."""
     started = time.monotonic()
     stable, last = 0, -1
     while time.monotonic() - started < timeout:
         lags = await drained_lags(settings)
         count = len(await asyncio.to_thread(fetch_alerts, alerts_url)) if sum(lags.values()) == 0 else -1
-        stable = stable + 1 if count == last and count >= 0 else 0
+        behind = [u for u in reporting_urls if await _reports_pending(u)] if count >= 0 else []
+        stable = stable + 1 if count == last and count >= 0 and not behind else 0
         last = count
         if stable >= 2:
             return time.monotonic() - started
-        console.print(f"  waiting for the pipeline: lag {lags}, alerts {max(count, 0)}", highlight=False)
+        console.print(
+            f"  waiting for the pipeline: lag {lags}, alerts {max(count, 0)}"
+            + (", reports being brought up to date" if behind else ""),
+            highlight=False,
+        )
         await asyncio.sleep(3)
     raise TimeoutError(f"the pipeline did not settle within {timeout:.0f}s")
+
+
+async def _reports_pending(reporting_url: str) -> bool:
+    """Whether a reporting instance says its reports lag behind what it consumed (unknown: yes)."""
+    try:
+        async with httpx.AsyncClient(base_url=reporting_url, timeout=5) as http:
+            body = (await http.get("/readyz")).json()
+        return bool(body.get("details", {}).get("materializer", {}).get("reports_pending", True))
+    except (httpx.HTTPError, ValueError):
+        return True
 
 
 def run_demo(
@@ -427,7 +451,11 @@ def _run(
                 )
             )
         outcome.timings["publish_s"] = round(time.monotonic() - t1, 1)
-        settle = asyncio.run(wait_settled(settings, procs["alerts"].url, console, timeout=600))
+        settle = asyncio.run(
+            wait_settled(
+                settings, procs["alerts"].url, console, timeout=600, reporting_urls=[procs["reporting"].url]
+            )
+        )
         outcome.timings["drain_s"] = round(settle, 1)
 
         first = scenario.config.start.strftime("%Y-%m")
@@ -494,7 +522,12 @@ def _history(
         )
     outcome.timings["history_publish_s"] = round(time.monotonic() - t0, 1)
     outcome.timings["history_drain_s"] = round(
-        asyncio.run(wait_settled(settings, procs["alerts"].url, console, timeout=300)), 1
+        asyncio.run(
+            wait_settled(
+                settings, procs["alerts"].url, console, timeout=300, reporting_urls=[procs["reporting"].url]
+            )
+        ),
+        1,
     )
     t1 = time.monotonic()
     refit = _post(f"{procs['measures'].url}/v1/admin/trajectories/refit", ADMIN)

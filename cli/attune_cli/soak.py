@@ -519,7 +519,16 @@ def run_soak(
         _soak(run, scenario, rate, minutes, fault_every, sample_every, console)
         console.print("publishing done; waiting until every group has drained ...")
         report["drain_s"] = round(
-            asyncio.run(wait_settled(settings, procs["alerts"].url, console, settle_timeout)), 1
+            asyncio.run(
+                wait_settled(
+                    settings,
+                    procs["alerts"].url,
+                    console,
+                    settle_timeout,
+                    reporting_urls=[procs["reporting"].url],
+                )
+            ),
+            1,
         )
         _outputs(scenario, procs, outcome)
     except BaseException as exc:

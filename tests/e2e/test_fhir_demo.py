@@ -49,7 +49,11 @@ def test_demo_through_fhir_matches_ground_truth(tmp_path: Path) -> None:
         assert " 0 unusable" in run.stdout, run.stdout[-2000:]
 
         console = Console(file=sys.stderr)
-        asyncio.run(wait_settled(settings, procs["alerts"].url, console, timeout=300))
+        asyncio.run(
+            wait_settled(
+                settings, procs["alerts"].url, console, timeout=300, reporting_urls=[procs["reporting"].url]
+            )
+        )
         scenario = generate(SimConfig(**NETWORK))
         first = scenario.config.start.strftime("%Y-%m")
         as_of = scenario.config.as_of

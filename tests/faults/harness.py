@@ -242,7 +242,14 @@ class StackRun:
 
         quiet = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - the demo's progress lines are noise here
         try:
-            return asyncio.run(wait_settled(self.settings, self.live("alerts").url, quiet, timeout=timeout))
+            reporting = [
+                p.url for p in self.procs.get("reporting", []) if p.proc is not None and p.proc.poll() is None
+            ]
+            return asyncio.run(
+                wait_settled(
+                    self.settings, self.live("alerts").url, quiet, timeout=timeout, reporting_urls=reporting
+                )
+            )
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n{self.diagnosis()}") from None
 

@@ -42,6 +42,7 @@ def create_app(
     async def on_start(svc: Service[Deps]) -> None:
         active = ActiveDatabase(svc.database.client, svc.database.name)
         materializer = Materializer(settings)
+        svc.details = lambda: {"materializer": materializer.state()}  # /readyz: are the reports behind?
         svc.deps = Deps(
             active=active,
             materializer=materializer,

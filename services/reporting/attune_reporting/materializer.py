@@ -88,6 +88,10 @@ class Materializer:
         self.ended = 0.0  # monotonic time the last run that had marks ended
         self.took = 0.0  # and how long it took
         self._wanted = asyncio.Event()  # a drained consumer skipped a run: the sweep runs it when rested
+        # Runs skipped (throttled) that no later run or empty check has covered: the first and the
+        # latest. While there are, the reports lag behind what this instance consumed (`state()`).
+        self.skipped_since: float | None = None
+        self.last_skip: float | None = None
 
     def rest_left(self, at_least: float = 0.0) -> float:
         """Seconds until the last run ended long enough ago: `at_least` seconds, and its duration x
@@ -103,7 +107,29 @@ class Materializer:
 
     def want(self) -> None:
         """Ask the sweep for a run as soon as the pause is over (a drained consumer that skipped one)."""
+        self.skip()
         self._wanted.set()
+
+    def skip(self) -> None:
+        """A batch's marks are left for a later run."""
+        self.last_skip = time.monotonic()
+        if self.skipped_since is None:
+            self.skipped_since = self.last_skip
+
+    def _covered(self, checked_at: float) -> None:
+        """Every mark that existed at `checked_at` has been applied (a run started then, or none was left)."""
+        if self.last_skip is not None and self.last_skip <= checked_at:
+            self.skipped_since = self.last_skip = None
+
+    def state(self) -> dict[str, Any]:
+        """For /readyz: whether the reports lag behind what this instance consumed, and the last run."""
+        return {
+            "reports_pending": self.skipped_since is not None,
+            "pending_for_s": None
+            if self.skipped_since is None
+            else round(time.monotonic() - self.skipped_since, 1),
+            "last_run_s": round(self.took, 3),
+        }
 
     async def _nap(self, interval: float) -> None:
         """Sleep the sweep's interval, or less: when a consumer asked for a run, until the pause is over."""
@@ -134,6 +160,7 @@ class Materializer:
                     result.marks += len(marks)
             finally:
                 await store.unlock(owner=self.owner)
+        self._covered(started)
         if result.marks:
             self.ended = time.monotonic()
             self.took = self.ended - started
@@ -241,8 +268,12 @@ class Materializer:
                 store: ReadModel = await stores()
                 # A consumer that is behind materializes itself, throttled; the sweep keeps to the
                 # same pause so that it does not undo the throttle.
-                if self.rested() and await store.pending():
+                checked_at = time.monotonic()
+                pending = await store.pending()
+                if pending and self.rested():
                     await self.run(store)
+                elif not pending:  # another replica's run (or the rebuild's) applied them
+                    self._covered(checked_at)
                 if time.monotonic() - last_refresh >= refresh:
                     await refresh_gauges(store)
                     last_refresh = time.monotonic()

@@ -261,7 +261,10 @@ class ReportingPipeline:
             self.materializer.want()
             return False
         every = float(getattr(self.settings, "attune_reporting_backlog_materialize_s", 0.0))
-        return self.materializer.rested(every)
+        if self.materializer.rested(every):
+            return True
+        self.materializer.skip()
+        return False
 
 
 def _rejected_doc(rec: Inbound, error: str) -> dict[str, Any]:
