@@ -134,7 +134,11 @@ def test_records_wait_when_a_partition_of_the_batch_has_a_higher_watermark() -> 
 
 def test_readyz_says_the_reports_are_behind_from_a_skipped_run_until_a_later_check_covers_it() -> None:
     p = _pipeline(attune_reporting_backlog_materialize_s=2, attune_reporting_backlog_materialize_share=0.25)
-    m, small, full = p.materializer, p.settings.attune_batch_max_records - 1, p.settings.attune_batch_max_records
+    m, small, full = (
+        p.materializer,
+        p.settings.attune_batch_max_records - 1,
+        p.settings.attune_batch_max_records,
+    )
     assert m.state()["reports_pending"] is False
     m.ended, m.took = time.monotonic() - 0.5, 1.0
     assert not p._materialize_now(full)  # behind, inside the pause: left for later
