@@ -286,8 +286,23 @@ def pick(row: dict[str, Any], like: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the test
 
 
+async def wait_reports_current(url: str, timeout: float = 60) -> None:
+    """Until the reporting instance says its reports show everything it consumed: drained means
+    committed, but a drained batch's materialization can wait out the throttle's pause (/readyz
+    `details.materializer.reports_pending`)."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        while time.monotonic() < deadline:
+            body = (await http.get("/readyz")).json()
+            if body.get("details", {}).get("materializer", {}).get("reports_pending") is False:
+                return
+            await asyncio.sleep(0.25)
+    raise AssertionError(f"the reports were still behind after {timeout}s: {body.get('details')}")
+
+
 async def _wait_materialized(url: str, want: dict[str, Any], timeout: float = 60) -> None:
-    """Drained means committed, and commits follow materialization; this only guards the sweep."""
+    """The reports current, and the network total showing `want`."""
+    await wait_reports_current(url, timeout)
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(base_url=url, headers=ADMIN, timeout=10) as http:
         while time.monotonic() < deadline:

@@ -29,6 +29,7 @@ from tests.integration.test_reporting import (
     events_of,
     expected,
     plan,
+    wait_reports_current,
 )
 from tests.support.kafka_io import produce, wait_drained
 from tests.support.procs import ServiceProcess
@@ -165,6 +166,7 @@ async def test_equity_figures_per_stratum_and_a_rebuild_reproduces_them(namespac
         await wait_drained(
             namespace.settings, namespace.settings.group("attune-reporting"), list(topic_of.values())
         )
+        await wait_reports_current(reporting.url)
         before = await _answers(reporting.url)
         settings = ReportingSettings(
             attune_name_prefix=namespace.prefix,
