@@ -309,10 +309,26 @@ async def test_reporting_reads_a_cell_by_its_indexed_fields(
     assert re.search(r"WHERE _jsonb->\$1 @> \$2 AND _jsonb->\$3 @> \$4$", query), query
     loaded = await reporting.load_measures(clinic_id="south", month="2026-03", ids=["m:2", "m:9"])
     assert list(loaded) == ["m:2"] and loaded["m:2"].clinic_id == "south"
+    # an episode's facts in every month of its clinic (the materializer summarizing a trickle's
+    # episodes without reading every cell), by an equality on the GIN-indexed `episode_id`
+    more = [fact(2, "north", "2026-05"), fact(3, "north", "2026-05")]
+    assert await reporting.claim_new(kind="measures", clinic_id="north", month="2026-05", facts=more) == set()
+    own = await reporting.episode_facts(clinic_id="north", episode_ids=["e2", "e9"])
+    assert list(own) == ["e2"]
+    care, measures, alerts = own["e2"]
+    assert not care and not alerts
+    assert sorted((f.month, f.fact_id) for f in measures) == [
+        ("2026-03", "m:2"),
+        ("2026-04", "m:2"),
+        ("2026-05", "m:2"),
+    ]  # south's e2 (2026-03) is another clinic's
+    query = last_statement(fresh_db.name, table_of(fresh_db, "measure_facts"))
+    assert re.search(r"WHERE _jsonb->\$1 @> \$2$", query), query
     assert set(gin_indexes(fresh_db.name, table_of(fresh_db, "measure_facts"))) >= {
         "_id",
         "clinic_id",
         "month",
+        "episode_id",
     }
     assert sorted(await fresh_db.list_collection_names()) == [
         "alert_facts",

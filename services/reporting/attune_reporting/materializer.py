@@ -60,13 +60,32 @@ class _Facts:
 
 
 def _affected(old: EpisodeSummary | None, new: EpisodeSummary | None) -> set[str]:
-    """Cells whose figures depend on what changed between two summaries of one episode."""
-    months = {m for ep in (old, new) if ep for m in (ep.opened_month, ep.closed_month) if m}
-    if (old.appointments if old else ()) != (new.appointments if new else ()) or _strata(old) != _strata(new):
-        # Appointment modalities are borrowed by measures and cancellations in any of its months, and
-        # the client's attributes (a late or changed referral) place every fact of it in the equity view.
-        months |= {m for ep in (old, new) if ep for m in ep.months}
-    return months
+    """Cells whose figures depend on what changed between two summaries of one episode.
+
+    Episode-wide figures count in the months it opened and closed. Its facts in any month read the
+    client's attributes (the equity view's strata) and either their appointment's modality (sessions
+    without one of their own, measures: `borrowers`) or the episode's main modality (alerts). So a
+    change of attributes or of the main modality touches every month of the episode, and a change of
+    some appointments' modalities (a new session, most often) only the months of their borrowers:
+    without that, every new session recomputed every month of its clinic's episodes, a run's cost
+    growing with the data (issue 15)."""
+    both = [ep for ep in (old, new) if ep]
+    months = {m for ep in both for m in (ep.opened_month, ep.closed_month) if m}
+    everything = {m for ep in both for m in ep.months}
+    if _strata(old) != _strata(new) or _main(old) != _main(new):
+        return months | everything
+    before = set(old.appointments if old else ())
+    after = set(new.appointments if new else ())
+    if before == after:
+        return months
+    if any(ep.borrowers is None for ep in both):  # stored before borrowers were kept
+        return months | everything
+    moved = {appt for appt, _ in before ^ after}
+    return months | {m for ep in both for appt, m in ep.borrowers or () if appt in moved}
+
+
+def _main(ep: EpisodeSummary | None) -> str | None:
+    return ep.main_modality if ep else None
 
 
 def _strata(ep: EpisodeSummary | None) -> tuple[str | bool | None, ...]:
@@ -213,16 +232,29 @@ class Materializer:
         cells = set(months)
         changed: list[EpisodeSummary] = []
         removed: list[str] = []
+        # An episode is summarized from all of its facts. A trickle's run (a few episodes, this
+        # month's cell) reads those episodes' own facts, so that it does not read every month of the
+        # clinic for them (issue 15). A backlog's run, where most of the clinic's episodes changed
+        # and the cells it builds span most months, reads whole cells once for both.
+        spans = {
+            e: ms | set(summaries[e].months if e in summaries else ()) for e, ms in dirty_episodes.items()
+        }
+        own = None
+        if any(not span <= cells for span in spans.values()) and 2 * len(dirty_episodes) <= len(summaries):
+            own = await store.episode_facts(clinic_id=clinic_id, episode_ids=sorted(dirty_episodes))
         for episode_id in sorted(dirty_episodes):
             old = summaries.get(episode_id)
             care: list[CareFact] = []
             measures: list[MeasureFact] = []
             alerts: list[AlertFact] = []
-            for month in sorted(dirty_episodes[episode_id] | set(old.months if old else ())):
-                c, m, a = await facts.get(month)
-                care += [f for f in c if f.episode_id == episode_id]
-                measures += [f for f in m if f.episode_id == episode_id]
-                alerts += [f for f in a if f.episode_id == episode_id]
+            if own is not None:
+                care, measures, alerts = own.get(episode_id, ([], [], []))
+            else:
+                for month in sorted(spans[episode_id]):
+                    c, m, a = await facts.get(month)
+                    care += [f for f in c if f.episode_id == episode_id]
+                    measures += [f for f in m if f.episode_id == episode_id]
+                    alerts += [f for f in a if f.episode_id == episode_id]
             new = summarize(episode_id, care, measures, alerts)
             if new == old:
                 continue

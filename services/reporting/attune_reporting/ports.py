@@ -115,6 +115,12 @@ class ReadModel(Protocol):
         """Every fact of one cell."""
         ...
 
+    async def episode_facts(
+        self, *, clinic_id: str, episode_ids: Sequence[str]
+    ) -> dict[str, tuple[list[CareFact], list[MeasureFact], list[AlertFact]]]:
+        """Every fact of these episodes in the clinic's cells, by episode (one without any is absent)."""
+        ...
+
     async def episodes(self, *, clinic_id: str) -> dict[str, EpisodeSummary]:
         """A clinic's episode summaries, by episode id."""
         ...

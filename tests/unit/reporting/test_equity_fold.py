@@ -136,6 +136,18 @@ class MemoryStore(DataStore):
         )
         return care, measures, alerts
 
+    async def episode_facts(
+        self, *, clinic_id: str, episode_ids: Sequence[str]
+    ) -> dict[str, tuple[list[CareFact], list[MeasureFact], list[AlertFact]]]:
+        out: dict[str, tuple[list[CareFact], list[MeasureFact], list[AlertFact]]] = {}
+        for (kind, clinic, _), cell in sorted(self.facts.items()):
+            for f in cell.values() if clinic == clinic_id else ():
+                if f.episode_id in episode_ids:
+                    out.setdefault(f.episode_id, ([], [], []))[
+                        ("care", "measures", "alerts").index(kind)
+                    ].append(f)
+        return out
+
     async def episodes(self, *, clinic_id: str) -> dict[str, EpisodeSummary]:
         return dict(self.summaries[clinic_id])
 

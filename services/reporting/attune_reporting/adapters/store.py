@@ -38,6 +38,7 @@ from attune_shared.mongo import (
     delete_by_ids,
     ensure_collections,
     find_by_ids,
+    find_in,
     insert_clashing,
     insert_new,
     replace_by_ids,
@@ -97,6 +98,7 @@ class ReportingStore(DataStore):
         )
         for coll in self.facts.values():
             await coll.create_index([("clinic_id", 1), ("month", 1)], name="by_cell")
+            await coll.create_index("episode_id", name="by_episode")
         await self.episode_docs.create_index("clinic_id", name="by_clinic")
         await self.clinic_reports.create_index("clinic_id", name="by_clinic")
         await self.network.create_index("month", name="by_month")
@@ -178,6 +180,29 @@ class ReportingStore(DataStore):
         measures = [self._fact(MeasureFact, prefix, d) async for d in self.facts["measures"].find(cell)]
         alerts = [self._fact(AlertFact, prefix, d) async for d in self.facts["alerts"].find(cell)]
         return care, measures, alerts
+
+    async def episode_facts(
+        self, *, clinic_id: str, episode_ids: Sequence[str]
+    ) -> dict[str, tuple[list[CareFact], list[MeasureFact], list[AlertFact]]]:
+        """Every fact of these episodes in the clinic's cells, by episode (`$in` on the indexed
+        `episode_id`; facts of the same episode id in another clinic's cells are not this clinic's)."""
+        out: dict[str, tuple[list[CareFact], list[MeasureFact], list[AlertFact]]] = {}
+
+        async def of(kind: str, cls: type[F]) -> list[F]:
+            docs = await find_in(self.facts[kind], "episode_id", episode_ids)
+            return [
+                self._fact(cls, self._prefix(clinic_id, d["month"]), d)
+                for d in docs
+                if d["clinic_id"] == clinic_id
+            ]
+
+        for care in await of("care", CareFact):
+            out.setdefault(care.episode_id, ([], [], []))[0].append(care)
+        for measure in await of("measures", MeasureFact):
+            out.setdefault(measure.episode_id, ([], [], []))[1].append(measure)
+        for alert in await of("alerts", AlertFact):
+            out.setdefault(alert.episode_id, ([], [], []))[2].append(alert)
+        return out
 
     async def keep_rejected(self, *, docs: Sequence[dict[str, Any]]) -> None:
         """Keep input records that are not valid events, for an operator to inspect."""

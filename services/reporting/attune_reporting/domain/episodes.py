@@ -42,6 +42,10 @@ class EpisodeSummary:
     interpreter: bool | None = None
     age_band: str | None = None
     ruptured: bool = False  # some alliance.rupture alert was raised in the episode
+    # (appointment_id, month) of every fact that borrows its appointment's modality (a care fact
+    # without one of its own, a measure), sorted: the months a change of that appointment touches.
+    # None in a summary stored before it was kept (then every month is taken as touched).
+    borrowers: tuple[tuple[str, str], ...] | None = None
 
     @property
     def opened_month(self) -> str | None:
@@ -216,4 +220,10 @@ def summarize(
         interpreter=interpreter if isinstance(interpreter, bool) else None,
         age_band=str(_latest(referrals, "age_band") or "") or None,
         ruptured=any(a.rule_id == RUPTURE_RULE for a in alert_list),
+        borrowers=tuple(
+            sorted(
+                {(f.appointment_id, f.month) for f in care_list if f.appointment_id and f.modality is None}
+                | {(m.appointment_id, m.month) for m in measure_list if m.appointment_id}
+            )
+        ),
     )
