@@ -76,8 +76,14 @@ async def test_two_replicas_escalate_each_due_level_exactly_once(namespace, mong
 
     db = mongo[namespace.db("alerts")]
     claims = [d async for d in db["escalation_claims"].find({})]
-    assert len(claims) == sum(escalated.values())
-    assert {d["outcome"] for d in claims} == {"escalated"}
+    assert all(d["done_at"] is not None for d in claims), claims  # every claim taken was finished
+    done = [d for d in claims if d["outcome"] == "escalated"]
+    assert sorted((d["alert_id"], d["level"]) for d in done) == sorted(escalated)
+    # A claim that escalated nothing can only be the acknowledged alert's next level, claimed by a
+    # sweep that read the alert just before the acknowledgement landed: applying it then finds the
+    # alert acknowledged (a fresh-clone run at ed32302 had one).
+    late = [(d["alert_id"], d["outcome"]) for d in claims if d["outcome"] != "escalated"]
+    assert all(found == (acked, "no_longer_due") for found in late), late
     # Both replicas were sweeping: each won some of the claims.
     assert len({d["replica"] for d in claims}) == 2
     # No escalation after the acknowledgement.
