@@ -322,7 +322,8 @@ async def test_reporting_reads_a_cell_by_its_indexed_fields(
         ("2026-04", "m:2"),
         ("2026-05", "m:2"),
     ]  # south's e2 (2026-03) is another clinic's
-    query = last_statement(fresh_db.name, table_of(fresh_db, "measure_facts"))
+    # care, measures, then alerts again: the alert facts' read is the last one
+    query = last_statement(fresh_db.name, table_of(fresh_db, "alert_facts"))
     assert re.search(r"WHERE _jsonb->\$1 @> \$2$", query), query
     assert set(gin_indexes(fresh_db.name, table_of(fresh_db, "measure_facts"))) >= {
         "_id",
