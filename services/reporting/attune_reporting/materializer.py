@@ -60,17 +60,20 @@ class _Facts:
 
 
 def _affected(old: EpisodeSummary | None, new: EpisodeSummary | None) -> set[str]:
-    """Cells whose figures depend on what changed between two summaries of one episode.
+    """Cells whose figures depend on what changed between two (different) summaries of one episode.
 
-    Episode-wide figures count in the months it opened and closed. Its facts in any month read the
+    Episode-wide figures count in the month it closed (any change may move them) and, the opening
+    alone, in the month it opened (under its clinician and strata). Its facts in any month read the
     client's attributes (the equity view's strata) and either their appointment's modality (sessions
     without one of their own, measures: `borrowers`) or the episode's main modality (alerts). So a
     change of attributes or of the main modality touches every month of the episode, and a change of
     some appointments' modalities (a new session, most often) only the months of their borrowers:
-    without that, every new session recomputed every month of its clinic's episodes, a run's cost
-    growing with the data (issue 15)."""
+    before, every new session recomputed every month of its episode, and a run's cost grew with the
+    data (issue 15)."""
     both = [ep for ep in (old, new) if ep]
-    months = {m for ep in both for m in (ep.opened_month, ep.closed_month) if m}
+    months = {ep.closed_month for ep in both if ep.closed_month}
+    if old is None or new is None or _opening(old) != _opening(new):
+        months |= {ep.opened_month for ep in both if ep.opened_month}
     everything = {m for ep in both for m in ep.months}
     if _strata(old) != _strata(new) or _main(old) != _main(new):
         return months | everything
@@ -82,6 +85,11 @@ def _affected(old: EpisodeSummary | None, new: EpisodeSummary | None) -> set[str
         return months | everything
     moved = {appt for appt, _ in before ^ after}
     return months | {m for ep in both for appt, m in ep.borrowers or () if appt in moved}
+
+
+def _opening(ep: EpisodeSummary) -> tuple[object, ...]:
+    """What the opened month's figures read of an episode (cells._episodes)."""
+    return (ep.opened_month, ep.clinician_id, ep.client_ref, _strata(ep), ep.main_modality)
 
 
 def _main(ep: EpisodeSummary | None) -> str | None:

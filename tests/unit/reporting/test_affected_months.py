@@ -132,8 +132,8 @@ def test_a_new_main_modality_recomputes_the_alerts_of_every_month() -> None:
 
 
 def test_a_new_session_recomputes_its_own_month_only() -> None:
-    """The cost the change removes: x4 in February recomputes February and December (the episode
-    opened there: episode-wide figures count in that month), not January (before: all three)."""
+    """The cost the change removes: x4 in February recomputes February alone (before: December,
+    January and February, every month of the episode)."""
     s = Stream()
     history(s)
     first = list(s.events)
@@ -142,7 +142,22 @@ def test_a_new_session_recomputes_its_own_month_only() -> None:
     batches = [first, list(s.events)]
     got, cells = served(batches)
     assert got == reference(batches)
-    assert cells == [2, 2]
+    assert cells == [2, 1]
+
+
+def test_a_reassigned_episode_recomputes_the_month_it_opened() -> None:
+    """The opened month counts the episode under its clinician: a reassignment in February moves
+    December's opening from c-1 to c-2 (the latest explicit assignment wins)."""
+    s = Stream()
+    history(s)
+    first = list(s.events)
+    s.events.clear()
+    s.assigned(N, "X", "epX", "2026-02-03 09:00", "c-2")
+    batches = [first, list(s.events)]
+    got, _ = served(batches)
+    assert got == reference(batches)
+    c2 = next(r for r in got[1] if r.get("clinician_id") == "c-2")
+    assert c2["episodes_opened"] == 1
 
 
 def summary(**kw: Any) -> EpisodeSummary:
