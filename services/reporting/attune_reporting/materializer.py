@@ -273,7 +273,6 @@ class Materializer:
             else:
                 changed.append(new)
                 summaries[episode_id] = new
-        await store.save_episodes(clinic_id=clinic_id, changed=changed, removed=removed)
 
         built = []
         for month in sorted(cells):
@@ -290,6 +289,10 @@ class Materializer:
                 body=encode_parts(cell.parts, index),
                 network_body=encode_parts(network_parts(cell), index),
             )
+        # The summaries last: until they are saved, a run again (after a crash or a conflict in
+        # between) sees the same changes and recomputes the same cells; saved first, it would see
+        # none and leave the cells they reach stale for good.
+        await store.save_episodes(clinic_id=clinic_id, changed=changed, removed=removed)
         result.clinics.add(clinic_id)
         result.cells += len(built)
         result.episodes += len(changed) + len(removed)

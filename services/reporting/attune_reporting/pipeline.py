@@ -115,14 +115,18 @@ async def fold(store: FactStore, events: Sequence[Foldable]) -> FoldResult:
         inserted, duplicates = await store.insert_care(clinic_id=clinic_id, month=month, facts=facts)
         result.changed["care"] += inserted
         result.unchanged["care"] += duplicates
+    # An amended response can name another episode: the one it left is summarized again too.
+    left: list[Fact] = []
     for (clinic_id, month), facts in _cells_of(measures).items():
-        await _merge(store, "measures", clinic_id, month, facts, store.load_measures, newer_measure, result)
+        left += await _merge(
+            store, "measures", clinic_id, month, facts, store.load_measures, newer_measure, result
+        )
     for (clinic_id, month), facts in _cells_of(alerts).items():
-        await _merge(store, "alerts", clinic_id, month, facts, store.load_alerts, merge_alert, result)
+        left += await _merge(store, "alerts", clinic_id, month, facts, store.load_alerts, merge_alert, result)
 
     months: dict[str, set[str]] = {}
     episodes: dict[str, set[tuple[str, str]]] = {}
-    everything: list[Fact] = [*care, *measures, *alerts]
+    everything: list[Fact] = [*care, *measures, *alerts, *left]
     for f in everything:
         months.setdefault(f.clinic_id, set()).add(f.month)
         # Alerts feed episode summaries too: whether the episode had a rupture, and the months its
@@ -147,9 +151,11 @@ async def _merge(
     load: Any,
     rule: Any,
     result: FoldResult,
-) -> None:
+) -> list[Any]:
     """Fold facts into a cell: ids new to the cell are inserted straight away (one command, no
-    reads); only the ids already stored are read back, merged and replaced."""
+    reads); only the ids already stored are read back, merged and replaced. Returns the stored
+    versions replaced by one of another episode (the episode they leave must be summarized again;
+    a crash between the replace and the marks loses that, as the stored version is gone)."""
 
     def fold_over(stored: Mapping[str, Any]) -> tuple[dict[str, Any], set[str], int]:
         current, touched, unchanged = dict(stored), set(), 0
@@ -171,6 +177,10 @@ async def _merge(
     result.changed[kind] += len(facts) - unchanged
     replaced = [current[i] for i in sorted(touched) if i in clashing]
     await store.replace(kind=kind, clinic_id=clinic_id, month=month, facts=replaced)
+    before = [stored.get(f.fact_id) for f in replaced]
+    return [
+        b for b, f in zip(before, replaced, strict=True) if b is not None and b.episode_id != f.episode_id
+    ]
 
 
 class ReportingPipeline:

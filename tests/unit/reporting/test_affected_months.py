@@ -69,7 +69,11 @@ def served(batches: Sequence[Sequence[Any]]) -> tuple[list[Any], list[int]]:
 
 def history(s: Stream) -> None:
     """Client X's episode opened in December, with in-person sessions in December and January (so
-    its main modality is in person) and a referral that places it in the equity strata."""
+    its main modality is in person) and a referral that places it in the equity strata; and three
+    other clients' episodes (so that a later run, which changes X's alone, summarizes it from its
+    own facts: `episode_facts`)."""
+    for other in ("Y1", "Y2", "Y3"):
+        s.opened(N, other, f"ep{other}", "2026-01-02", "c-2")
     s.opened(N, "X", "epX", "2025-12-01", "c-1")
     referral(s, N, "X", "2025-12-01", {"preferred_language": "en", "interpreter_needed": False})
     for appt, when in (("x1", "2025-12-08 10:00"), ("x2", "2026-01-05 10:00"), ("x3", "2026-01-12 10:00")):
@@ -157,7 +161,71 @@ def test_a_reassigned_episode_recomputes_the_month_it_opened() -> None:
     got, _ = served(batches)
     assert got == reference(batches)
     c2 = next(r for r in got[1] if r.get("clinician_id") == "c-2")
-    assert c2["episodes_opened"] == 1
+    assert c2["episodes_opened"] == 4  # X and the three others
+
+
+def test_a_run_that_stopped_before_writing_its_cells_recomputes_them_when_run_again() -> None:
+    """The materializer stops (a crash, a conflict) after summarizing X's changed episode and before
+    writing the cells that change reaches: its marks are still there, and the run again must see the
+    same change (the summaries are saved last) and write January too."""
+    s = Stream()
+    history(s)
+    s.measure(N, "X", "epX", "rX4", "WAI-SR", WAI, "2026-01-31 23:30", clinician="c-1", appt="x4")
+    first = list(s.events)
+    s.events.clear()
+    s.attended(N, "X", "epX", "x4", "2026-02-01 00:30", "video", "c-1")
+    batches = [first, list(s.events)]
+
+    async def run() -> list[Any]:
+        store = MemoryStore()
+        materializer = Materializer(ReportingSettings())
+        await fold(store, batches[0])
+        await materializer.run(store)
+        await fold(store, batches[1])
+        write = store.write_cell
+
+        async def stopped(**_: Any) -> None:
+            raise RuntimeError("stopped before writing the cells")
+
+        store.write_cell = stopped  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            await materializer.run(store)
+        store.write_cell = write  # type: ignore[method-assign]
+        await materializer.run(store)  # the marks are still there
+        return rows(store.cells())
+
+    assert asyncio.run(run()) == reference(batches)
+
+
+def test_an_amendment_that_moves_a_measure_to_another_episode_summarizes_the_one_it_left() -> None:
+    """X's ORS, reliably improved, is amended to name X's other episode: the closed episode A no
+    longer has an outcome measured in February (A's summary must be computed again)."""
+    s = Stream()
+    s.opened(N, "X", "epA", "2026-01-05", "c-1")
+    s.opened(N, "X", "epB", "2026-01-06", "c-1")
+    s.closed(N, "X", "epA", "2026-02-10", "planned")
+    s.measure(
+        N, "X", "epA", "r1", "ORS", {"total": 30.0}, "2026-01-20 10:00", clinician="c-1", change=(True, False)
+    )
+    first = list(s.events)
+    s.events.clear()
+    s.measure(
+        N,
+        "X",
+        "epB",
+        "r1",
+        "ORS",
+        {"total": 30.0},
+        "2026-01-20 10:00",
+        clinician="c-1",
+        revision=2,
+        change=(True, False),
+    )
+    batches = [first, list(s.events)]
+    got, _ = served(batches)
+    assert got == reference(batches)
+    february = next(r for r in got[0] if r.get("month") == "2026-02")
+    assert february["outcome_measured"] == 0
 
 
 def summary(**kw: Any) -> EpisodeSummary:

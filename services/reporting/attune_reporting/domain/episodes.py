@@ -176,7 +176,7 @@ def summarize(
 ) -> EpisodeSummary | None:
     """The episode's summary from all of its facts; None when it has none."""
     care_list = sorted((f for f in care if f.episode_id == episode_id), key=_order)
-    measure_list = [m for m in measures if m.episode_id == episode_id]
+    measure_list = sorted((m for m in measures if m.episode_id == episode_id), key=lambda m: m.fact_id)
     alert_list = sorted((a for a in alerts if a.episode_id == episode_id), key=lambda a: a.fact_id)
     anchor: CareFact | MeasureFact | AlertFact | None = None
     for found in (care_list, measure_list, alert_list):
