@@ -80,17 +80,23 @@ def history(s: Stream) -> None:
         s.attended(N, "X", "epX", appt, when, "in_person", "c-1")
 
 
-def test_a_measure_read_before_its_session_counts_under_the_session_modality_once_it_arrives() -> None:
+def late_attendance() -> list[list[Any]]:
     """Session x4 was at 23:30 on January 31 (its WAI-SR is in January's cell); its attendance was
-    recorded at 00:30 on February 1 (February's cell). The WAI-SR arrives first, so January is
-    first computed without its modality: the attendance must recompute January too."""
+    recorded at 00:30 on February 1 (February's cell), in a later batch than the WAI-SR."""
     s = Stream()
     history(s)
     s.measure(N, "X", "epX", "rX4", "WAI-SR", WAI, "2026-01-31 23:30", clinician="c-1", appt="x4")
     first = list(s.events)
     s.events.clear()
     s.attended(N, "X", "epX", "x4", "2026-02-01 00:30", "video", "c-1")
-    batches = [first, list(s.events)]
+    return [first, list(s.events)]
+
+
+def test_a_measure_read_before_its_session_counts_under_the_session_modality_once_it_arrives() -> None:
+    """Session x4 was at 23:30 on January 31 (its WAI-SR is in January's cell); its attendance was
+    recorded at 00:30 on February 1 (February's cell). The WAI-SR arrives first, so January is
+    first computed without its modality: the attendance must recompute January too."""
+    batches = late_attendance()
     got, _ = served(batches)
     assert got == reference(batches)
     video = next(r for r in got[2] if r.get("modality") == "video")
@@ -168,13 +174,7 @@ def test_a_run_that_stopped_before_writing_its_cells_recomputes_them_when_run_ag
     """The materializer stops (a crash, a conflict) after summarizing X's changed episode and before
     writing the cells that change reaches: its marks are still there, and the run again must see the
     same change (the summaries are saved last) and write January too."""
-    s = Stream()
-    history(s)
-    s.measure(N, "X", "epX", "rX4", "WAI-SR", WAI, "2026-01-31 23:30", clinician="c-1", appt="x4")
-    first = list(s.events)
-    s.events.clear()
-    s.attended(N, "X", "epX", "x4", "2026-02-01 00:30", "video", "c-1")
-    batches = [first, list(s.events)]
+    batches = late_attendance()
 
     async def run() -> list[Any]:
         store = MemoryStore()
